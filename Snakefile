@@ -1,0 +1,43 @@
+# grokpath: monitor memorization-to-generalization in MoE pretraining checkpoints (arXiv 2506.21551).
+#
+# What each stage writes ({model}: config alias, {step}: checkpoint id, {domain}: domain name):
+#   resources/pretrain/{model}/              the embedded tiny MoE series (source "pretrain")
+#   resources/checkpoints/{model}/{step}/    checkpoint folder + manifest.json (sizes, sha256)
+#   results/pretrain/{model}/                its training trajectory and grokking summary
+#   results/samples/{model}/{domain}.*       frozen samples, validation texts, test set
+#   results/routing/{model}/{step}/          token-averaged routing weights per (sample, layer)
+#   results/loss/ and results/validation_loss/{model}/{step}/   per-sample mean token NLL
+#   results/routers/{model}/{step}.safetensors                  router weight matrices
+#   results/groups/{model}/{domain}.parquet  memorization step t* per sample
+#   results/pathways/{model}/{step}/         pathway strings and consistency per sample
+#   results/distance/{model}/{step}/         mean pathway distance per group (and per layer)
+#   results/tables/monitors.parquet          every monitor per (model, step, domain, group)
+# Logs and benchmarks mirror these paths under logs/ and benchmarks/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded default, unless --configfile names another config: Snakemake would merge the two
+# and silently add the tiny series and its domains to every other run.
+if not config:
+
+    configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/checkpoints.smk"
+include: "workflow/rules/samples.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/memorization.smk"
+include: "workflow/rules/pathways.smk"
+include: "workflow/rules/distance.smk"
+include: "workflow/rules/monitors.smk"
+
+
+rule all:
+    input:
+        rules.aggregate_monitors.output,
+        pretrain_summaries(),

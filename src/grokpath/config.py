@@ -1,0 +1,152 @@
+"""Config validation: the JSON schema (strict, defaults filled in) plus the checks a schema cannot
+express. Every error names the key, the bad value and what is allowed, before any job runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from grokpath.checkpoints import SOURCES as CHECKPOINT_SOURCES
+from grokpath.synthetic import DOMAINS as GENERATED_DOMAINS
+
+OTHER_SOURCES = tuple(s for s in CHECKPOINT_SOURCES if s != "pretrain")
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says which key, which value and what is allowed."""
+
+
+def _with_defaults(cls: type[jsonschema.protocols.Validator]) -> type[jsonschema.protocols.Validator]:
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = _copy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        return f"config key {key}: unknown key(s) {extra}; allowed: {allowed}"
+    if error.validator == "enum":
+        return f"config key {key}: {error.instance!r} is not allowed; allowed: {error.validator_value}"
+    if error.validator == "required":
+        return f"config key {key}: {error.message}"
+    desc = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
+    hint = f" ({desc.strip()})" if desc else ""
+    return f"config key {key}: {error.instance!r} is invalid: {error.message}{hint}"
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Validate in place (filling defaults) and return `config`; raise ConfigError on the first problem."""
+    models = config.get("models")
+    for alias, model in models.items() if isinstance(models, dict) else []:
+        # Checked before defaults fill in an empty `pretrain` block for every model.
+        if isinstance(model, dict) and "pretrain" in model and model.get("source") in OTHER_SOURCES:
+            raise ConfigError(
+                f"config key models.{alias}.pretrain: only allowed with source 'pretrain', not {model.get('source')!r}"
+            )
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator_cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        # The deepest error is the most specific one (oneOf/anyOf wrap their branches).
+        raise ConfigError(_describe(min(errors, key=lambda e: -len(e.absolute_path))))
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    for alias, model in config["models"].items():
+        ids = [c["id"] for c in model["checkpoints"]]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ConfigError(
+                f"config key models.{alias}.checkpoints: duplicate checkpoint id(s) {dup}; ids must be unique"
+            )
+        steps = [c["step"] for c in model["checkpoints"]]
+        if steps != sorted(steps) or len(set(steps)) != len(steps):
+            raise ConfigError(
+                f"config key models.{alias}.checkpoints: steps {steps} must be strictly increasing (training order)"
+            )
+        if model["source"] == "pretrain":
+            pre = model.get("pretrain", {})
+            bad = [s for s in steps if s % pre["save_every"] or s > pre["max_steps"]]
+            if bad:
+                raise ConfigError(
+                    f"config key models.{alias}.checkpoints: steps {bad} are not saved by the pretraining run; "
+                    f"allowed: multiples of pretrain.save_every={pre['save_every']} up to max_steps={pre['max_steps']}"
+                )
+            shape = pre["model"]
+            if shape["top_k"] > shape["num_experts"]:
+                raise ConfigError(
+                    f"config key models.{alias}.pretrain.model.top_k: {shape['top_k']} exceeds "
+                    f"num_experts={shape['num_experts']}"
+                )
+            if shape["hidden_size"] % shape["num_heads"]:
+                raise ConfigError(
+                    f"config key models.{alias}.pretrain.model.num_heads: {shape['num_heads']} must divide "
+                    f"hidden_size={shape['hidden_size']}"
+                )
+        else:
+            model.pop("pretrain", None)  # the schema filled in defaults that do not apply
+            missing = [c["id"] for c in model["checkpoints"] if "path" not in c]
+            if missing:
+                raise ConfigError(f"config key models.{alias}.checkpoints: source 'local' needs a path for {missing}")
+    has_pretrain = any(m["source"] == "pretrain" for m in config["models"].values())
+    for name, dom in config["domains"].items():
+        if dom["source"] == "pretrain":
+            if name not in GENERATED_DOMAINS:
+                raise ConfigError(
+                    f"config key domains.{name}.source: 'pretrain' generates only {list(GENERATED_DOMAINS)}, "
+                    f"not {name!r}; use source 'jsonl' with samples_path for other domains"
+                )
+            if not has_pretrain:
+                raise ConfigError(f"config key domains.{name}.source: 'pretrain' needs a model with source 'pretrain'")
+        else:
+            for key in ("samples_path", "validation_path"):
+                if key not in dom:
+                    raise ConfigError(f"config key domains.{name}.{key}: required for source 'jsonl'")
+        if dom["n_samples"] < 2:
+            raise ConfigError(f"config key domains.{name}.n_samples: needs at least 2 samples for pair distances")
+    unknown_eps = sorted(set(config["memorization"]["eps"]) - set(config["domains"]))
+    if unknown_eps:
+        raise ConfigError(
+            f"config key memorization.eps: {unknown_eps} are not domains; allowed: {sorted(config['domains'])}"
+        )
+    lo, hi = config["memorization"]["target_fraction"]
+    if lo > hi:
+        raise ConfigError(f"config key memorization.target_fraction: [{lo}, {hi}] must be [low, high] with low <= high")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys, got {type(config).__name__}")
+    return validate_config(config)

@@ -1,0 +1,177 @@
+"""Routing capture: per sample and MoE layer, the token-averaged routing weights, plus the
+per-sample loss, in one forward pass per batch.
+
+The router's logits are captured with forward hooks on the gate modules (in transformers 5.x
+`model.model.layers[i].mlp.gate` returns (logits, top-k weights, top-k ids)); `output_router_logits`
+is not used because its semantics changed between versions. Padding never enters a number: pad
+positions are masked out of the averages and the loss, and padding is on the right so causal
+attention never lets a real token see one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from grokpath.samples import token_sha256
+
+log = logging.getLogger(__name__)
+
+ROUTING_MODES = ("full", "topk")
+SUPPORTED_FAMILIES = ("olmoe",)
+
+
+@dataclass
+class BatchResult:
+    sample_ids: list[str]
+    n_tokens: np.ndarray  # [B]
+    loss: np.ndarray  # [B] mean next-token NLL
+    probs: np.ndarray | None  # [B, L, K] token-averaged routing weights
+
+
+def moe_gates(model: torch.nn.Module) -> list[tuple[int, torch.nn.Module]]:
+    """(layer index, gate module) for every MoE layer; dense layers are skipped."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    gates = []
+    for i, layer in enumerate(layers or []):
+        gate = getattr(getattr(layer, "mlp", None), "gate", None)
+        if gate is not None and isinstance(getattr(gate, "weight", None), torch.Tensor) and gate.weight.ndim == 2:
+            gates.append((i, gate))
+    if not gates:
+        name = type(model).__name__
+        raise ValueError(
+            f"{name} has no MoE router at model.model.layers[i].mlp.gate; supported families: "
+            f"{', '.join(SUPPORTED_FAMILIES)}"
+        )
+    return gates
+
+
+def router_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Each MoE layer's router weight matrix W_l [K, d] (row k = expert embedding v_{l,k})."""
+    return {f"layer{i}": gate.weight.detach().float().cpu().contiguous() for i, gate in moe_gates(model)}
+
+
+class _Capture:
+    """Forward hooks that keep each gate's output for the current forward pass."""
+
+    def __init__(self, gates: list[tuple[int, torch.nn.Module]]) -> None:
+        self.outputs: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._handles = [g.register_forward_hook(self._hook(i)) for i, g in gates]
+
+    def _hook(self, layer: int):
+        def hook(_module: torch.nn.Module, _inp: object, out: tuple[torch.Tensor, ...]) -> None:
+            self.outputs[layer] = out
+
+        return hook
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def _token_average(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """per_token [B, T, K], mask [B, T] -> [B, K] mean over real tokens."""
+    m = mask.unsqueeze(-1).to(per_token.dtype)
+    return (per_token * m).sum(1) / m.sum(1)
+
+
+def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, shape: tuple[int, int]) -> torch.Tensor:
+    logits = out[0].float()
+    if mode == "full":
+        weights = torch.softmax(logits, dim=-1)
+    else:  # the sparse top-k weights the model actually mixed experts with
+        weights = torch.zeros_like(logits).scatter_(-1, out[2].long(), out[1].float())
+    return weights.view(*shape, -1)
+
+
+def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped by similar length (stable), so padding stays small."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def iter_batches(
+    model: torch.nn.Module,
+    token_ids: list[list[int]],
+    sample_ids: list[str],
+    pad_id: int,
+    batch_size: int,
+    routing: str | None = "full",
+    desc: str = "extract",
+) -> Iterator[BatchResult]:
+    """Forward every sample once; yields per-batch losses and (if `routing`) routing weights."""
+    if routing is not None and routing not in ROUTING_MODES:
+        raise ValueError(f"routing must be one of {ROUTING_MODES}, got {routing!r}")
+    short = [sid for sid, ids in zip(sample_ids, token_ids, strict=True) if len(ids) < 2]
+    if short:
+        raise ValueError(f"samples need at least 2 tokens for a loss; too short: {short[:5]}")
+    gates = moe_gates(model) if routing else []
+    capture = _Capture(gates) if routing else None
+    device = next(model.parameters()).device
+    model.eval()
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode(), tqdm(total=len(token_ids), desc=desc, unit="sample", mininterval=5) as bar:
+            for idx in length_batches([len(t) for t in token_ids], batch_size):
+                rows = [token_ids[i] for i in idx]
+                width = max(len(r) for r in rows)
+                ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for k, r in enumerate(rows):
+                    ids[k, : len(r)] = torch.as_tensor(r)
+                    mask[k, : len(r)] = 1
+                ids, mask = ids.to(device), mask.to(device)
+                logits = model(input_ids=ids, attention_mask=mask).logits
+                nll = torch.nn.functional.cross_entropy(
+                    logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none"
+                )
+                tmask = mask[:, 1:].float()
+                loss = (nll * tmask).sum(1) / tmask.sum(1)
+                probs = None
+                if capture is not None:
+                    per_layer = [
+                        _token_average(_routing_weights(capture.outputs[i], routing, (len(rows), width)), mask)
+                        for i, _ in gates
+                    ]
+                    probs = torch.stack(per_layer, dim=1).cpu().numpy()
+                    capture.outputs.clear()
+                bar.update(len(rows))
+                yield BatchResult(
+                    sample_ids=[sample_ids[i] for i in idx],
+                    n_tokens=mask.sum(1).cpu().numpy().astype(np.int32),
+                    loss=loss.double().cpu().numpy(),
+                    probs=probs,
+                )
+    finally:
+        if capture is not None:
+            capture.close()
+    log.info("%s: %d samples in %.1f s", desc, len(token_ids), time.perf_counter() - start)
+
+
+def tokenize_checked(
+    tokenizer: object, texts: list[str], sample_ids: list[str], expected_sha: list[str], checkpoint: str
+) -> list[list[int]]:
+    """Tokenize and verify every sample against the frozen manifest's token hashes."""
+    ids = [list(tokenizer(t)["input_ids"]) for t in texts]  # type: ignore[operator]
+    bad = [sid for sid, row, sha in zip(sample_ids, ids, expected_sha, strict=True) if token_sha256(row) != sha]
+    if bad:
+        raise ValueError(
+            f"checkpoint {checkpoint}: its tokenizer gives different token ids than the sample manifest "
+            f"for {len(bad)} of {len(ids)} samples (first: {bad[:3]}); the series must share one tokenizer"
+        )
+    return ids
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu", dtype: str = "float32") -> tuple[torch.nn.Module, object]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer

@@ -1,0 +1,89 @@
+"""The frozen sample manifest: which texts each stage measures, and the token ids they must have.
+
+Sources: "pretrain" (the embedded series' own generated data: the samples are a seeded subset of
+what the model trained on) and "jsonl" (local files with one {"text": ...} object per line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from grokpath import io, tables
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("pretrain", "jsonl")
+SPLITS = ("samples", "validation")
+
+
+def token_sha256(ids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(str(int(i)) for i in ids).encode()).hexdigest()
+
+
+def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
+    """Texts from a JSONL file; an empty file or a row without a string `text_field` is an error."""
+    rows = io.read_jsonl(path)
+    if not rows:
+        raise ValueError(f"{path}: no samples (the file is empty)")
+    texts = []
+    for lineno, row in enumerate(rows, 1):
+        value = row.get(text_field) if isinstance(row, dict) else None
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{path}: row {lineno} has no non-empty string field {text_field!r}")
+        texts.append(value)
+    return texts
+
+
+def select(texts: list[str], n: int, seed: int, what: str) -> list[int]:
+    """A seeded selection of n distinct indices (sorted), or all of them when n >= len(texts)."""
+    if n <= 0:
+        raise ValueError(f"{what}: the number of samples must be positive, got {n}")
+    if n >= len(texts):
+        if n > len(texts):
+            log.warning("%s: asked for %d samples, only %d exist; using all", what, n, len(texts))
+        return list(range(len(texts)))
+    return sorted(np.random.default_rng(seed).choice(len(texts), size=n, replace=False).tolist())
+
+
+def build_manifest(
+    texts: list[str],
+    tokenizer: object,
+    model: str,
+    domain: str,
+    split: str,
+    n: int,
+    seed: int,
+    max_tokens: int,
+) -> pl.DataFrame:
+    """Select, tokenize and hash; samples over `max_tokens` are refused with a count."""
+    picked = select(texts, n, seed, f"{domain}/{split}")
+    rows = []
+    too_long = []
+    for i in picked:
+        ids = list(tokenizer(texts[i])["input_ids"])  # type: ignore[operator]
+        sid = f"{domain}-{split}-{i:06d}"
+        if len(ids) > max_tokens:
+            too_long.append(sid)
+        rows.append(
+            {
+                "model": model,
+                "domain": domain,
+                "split": split,
+                "sample_id": sid,
+                "text": texts[i],
+                "n_tokens": len(ids),
+                "token_sha256": token_sha256(ids),
+            }
+        )
+    if too_long:
+        raise ValueError(
+            f"{domain}/{split}: {len(too_long)} of {len(rows)} samples exceed max_tokens={max_tokens} "
+            f"(first: {too_long[:3]}); raise max_tokens or shorten the samples"
+        )
+    return tables.frame(rows, tables.SAMPLES_SCHEMA)

@@ -1,0 +1,407 @@
+"""One function per workflow stage: what each rule script calls, usable without Snakemake.
+
+Heavy imports (torch, transformers) happen inside the stages that need them so the light stages
+(pathways, distances, aggregation) start in well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from grokpath import checkpoints, distance, io, memorization, pathways, samples, tables
+
+log = logging.getLogger(__name__)
+
+GROUP_ALL = "all"
+
+
+def group_label(checkpoint_id: str) -> str:
+    return f"pretrain@{checkpoint_id}"
+
+
+# ---------------------------------------------------------------- pretrain_tiny_moe
+def pretrain_tiny_moe(
+    model: str,
+    settings: Mapping[str, Any],
+    seed: int,
+    checkpoints_dir: str,
+    data_dir: str,
+    trajectory: str,
+    summary: str,
+) -> None:
+    from grokpath.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig.from_dict({**settings, "seed": seed})
+    pretrain(cfg, model, Path(checkpoints_dir), Path(data_dir), Path(trajectory), Path(summary))
+
+
+# ---------------------------------------------------------------- download_checkpoint
+def download_checkpoint(source: str, origin: str, revision: str, manifest: str) -> None:
+    """Materialize one checkpoint folder next to `manifest` (its manifest.json)."""
+    if source not in checkpoints.SOURCES:
+        raise ValueError(f"checkpoint source must be one of {checkpoints.SOURCES}, got {source!r}")
+    dest = Path(manifest).parent
+    checkpoints.materialize_folder(Path(origin), dest, source, origin, revision)
+
+
+# ---------------------------------------------------------------- prepare_samples
+def prepare_samples(
+    model: str,
+    domain: str,
+    settings: Mapping[str, Any],
+    seed: int,
+    max_tokens: int,
+    source_dir: str | None,
+    checkpoint_manifest: str,
+    out_samples: str,
+    out_validation: str,
+    out_test: str,
+) -> None:
+    """Freeze the domain's samples and validation texts (with token hashes) and its test set."""
+    from transformers import AutoTokenizer
+
+    ckpt = Path(checkpoint_manifest).parent
+    checkpoints.read_manifest(ckpt)
+    tokenizer = AutoTokenizer.from_pretrained(ckpt)
+    field = settings.get("text_field", "text")
+    if settings["source"] == "pretrain":
+        assert source_dir is not None
+        base = Path(source_dir) / domain
+        paths = {"samples": base / "train.jsonl", "validation": base / "validation.jsonl", "test": base / "test.jsonl"}
+    else:
+        paths = {
+            "samples": Path(settings["samples_path"]),
+            "validation": Path(settings["validation_path"]),
+            "test": Path(settings["test_path"]),
+        }
+    sample_texts = samples.read_texts(paths["samples"], field)
+    val_texts = samples.read_texts(paths["validation"], field)
+    test_rows = io.read_jsonl(paths["test"])
+    if not test_rows:
+        raise ValueError(f"{paths['test']}: the test set is empty")
+    for split, texts, n, out in (
+        ("samples", sample_texts, settings["n_samples"], out_samples),
+        ("validation", val_texts, settings["n_validation"], out_validation),
+    ):
+        df = samples.build_manifest(texts, tokenizer, model, domain, split, n, seed, max_tokens)
+        tables.write(df, out, tables.SAMPLES_SCHEMA, seed=seed, source=str(paths[split]))
+        log.info("%s/%s: %d %s, %d tokens", model, domain, df.height, split, int(df["n_tokens"].sum()))
+    with io.atomic_path(out_test) as tmp:
+        shutil.copyfile(paths["test"], tmp)
+
+
+# ---------------------------------------------------------------- extract_routing
+def extract_routing(
+    model: str,
+    step: str,
+    checkpoint_manifest: str,
+    sample_tables: Mapping[str, str],
+    validation_tables: Mapping[str, str],
+    routing_out: Mapping[str, str],
+    loss_out: Mapping[str, str],
+    validation_loss_out: Mapping[str, str],
+    routers_out: str,
+    settings: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """One checkpoint, every domain: routing weights and loss per sample, validation loss, routers."""
+    import torch
+    from safetensors.torch import save_file
+
+    from grokpath import extraction
+
+    torch.set_num_threads(settings["threads"])
+    ckpt = Path(checkpoint_manifest).parent
+    manifest = checkpoints.read_manifest(ckpt)
+    meta = {
+        "seed": seed,
+        "checkpoint_sha": checkpoints.checkpoint_sha(manifest),
+        "revision": manifest["revision"],
+        "routing": settings["routing"],
+    }
+    net, tokenizer = extraction.load_checkpoint(ckpt, settings["device"], settings["dtype"])
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for domain in sample_tables:
+        for split_table, routing_path, loss_path in (
+            (sample_tables[domain], routing_out[domain], loss_out[domain]),
+            (validation_tables[domain], None, validation_loss_out[domain]),
+        ):
+            manifest_df = tables.read(split_table, tables.SAMPLES_SCHEMA)
+            ids = extraction.tokenize_checked(
+                tokenizer,
+                manifest_df["text"].to_list(),
+                manifest_df["sample_id"].to_list(),
+                manifest_df["token_sha256"].to_list(),
+                f"{model}/{step}",
+            )
+            batches = extraction.iter_batches(
+                net,
+                ids,
+                manifest_df["sample_id"].to_list(),
+                pad_id,
+                settings["batch_size"],
+                routing=settings["routing"] if routing_path else None,
+                desc=f"{model}/{step}/{domain}",
+            )
+            _write_extraction(batches, model, step, domain, routing_path, loss_path, meta)
+    with io.atomic_path(routers_out) as tmp:
+        save_file(extraction.router_weights(net), str(tmp), metadata={"checkpoint_sha": meta["checkpoint_sha"]})
+
+
+def _write_extraction(
+    batches: Any,
+    model: str,
+    step: str,
+    domain: str,
+    routing_path: str | None,
+    loss_path: str,
+    meta: dict[str, Any],
+) -> None:
+    loss_rows: dict[str, list] = {"sample_id": [], "loss": [], "n_tokens": []}
+    writer = tables.StreamWriter(routing_path, tables.ROUTING_SCHEMA, **meta) if routing_path else None
+    try:
+        for b in batches:
+            loss_rows["sample_id"] += b.sample_ids
+            loss_rows["loss"] += b.loss.tolist()
+            loss_rows["n_tokens"] += b.n_tokens.tolist()
+            if writer is not None:
+                n, n_layers, _ = b.probs.shape
+                writer.write(
+                    {
+                        "model": [model] * (n * n_layers),
+                        "step": [step] * (n * n_layers),
+                        "domain": [domain] * (n * n_layers),
+                        "sample_id": np.repeat(b.sample_ids, n_layers).tolist(),
+                        "layer": np.tile(np.arange(n_layers), n).tolist(),
+                        "n_tokens": np.repeat(b.n_tokens, n_layers).tolist(),
+                        "probs": list(b.probs.reshape(n * n_layers, -1).astype(np.float32)),
+                    }
+                )
+    except BaseException as err:
+        if writer is not None:
+            writer.__exit__(type(err), err, None)
+        raise
+    if writer is not None:
+        writer.__exit__(None, None, None)
+    df = (
+        pl.DataFrame(loss_rows)
+        .with_columns(model=pl.lit(model), step=pl.lit(step), domain=pl.lit(domain))
+        .sort("sample_id")
+    )
+    tables.write(df, loss_path, tables.LOSS_SCHEMA, **meta)
+
+
+# ---------------------------------------------------------------- assign_memorization
+def assign_memorization(
+    model: str,
+    domain: str,
+    checkpoint_ids: Sequence[str],
+    checkpoint_steps: Sequence[int],
+    loss_tables: Sequence[str],
+    settings: Mapping[str, Any],
+    seed: int,
+    out: str,
+) -> None:
+    """t*_i per sample from the loss trajectories over every checkpoint (in training order)."""
+    frames = [tables.read(p, tables.LOSS_SCHEMA).sort("sample_id") for p in loss_tables]
+    sample_ids = frames[0]["sample_id"]
+    for ckpt, f in zip(checkpoint_ids, frames, strict=True):
+        if not f["sample_id"].equals(sample_ids):
+            raise ValueError(f"{model}/{ckpt}/{domain}: loss table covers other samples than the first checkpoint's")
+    loss = np.stack([f["loss"].to_numpy() for f in frames], axis=1)
+    eps_given = settings["eps"].get(domain)
+    if eps_given is None:
+        choice = memorization.search_eps(
+            loss, settings["delta"], tuple(settings["target_fraction"]), settings["eps_grid"]
+        )
+        eps = choice.eps
+    else:
+        eps = float(eps_given)
+    index = memorization.memorized_index(loss, eps, settings["delta"])
+    log.info(
+        "%s/%s: eps=%.2f, %.1f%% memorized before the last checkpoint",
+        model,
+        domain,
+        eps,
+        100 * memorization.fraction_before_last(index, loss.shape[1]),
+    )
+    df = pl.DataFrame(
+        {
+            "model": model,
+            "domain": domain,
+            "sample_id": sample_ids,
+            "memorized_at": [checkpoint_ids[i] if i >= 0 else None for i in index],
+            "memorized_step": [int(checkpoint_steps[i]) if i >= 0 else None for i in index],
+            "eps": eps,
+            "delta": float(settings["delta"]),
+            "eps_searched": eps_given is None,
+        },
+        schema_overrides={"memorized_at": pl.String, "memorized_step": pl.Int64},
+    )
+    tables.write(df, out, tables.GROUPS_SCHEMA, seed=seed, checkpoints=list(checkpoint_ids))
+
+
+# ---------------------------------------------------------------- compute_pathways
+def load_routing(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sample ids, layer indices, weights [N, L, K]) from a routing table."""
+    table = pq.read_table(path).sort_by([("sample_id", "ascending"), ("layer", "ascending")])
+    layers = np.unique(table.column("layer").to_numpy())
+    n_layers = len(layers)
+    flat = table.column("probs").combine_chunks()
+    k = len(flat[0]) if len(flat) else 0
+    weights = flat.flatten().to_numpy().reshape(-1, n_layers, k)
+    ids = table.column("sample_id").to_pylist()[::n_layers]
+    return ids, layers, weights
+
+
+def load_routers(path: str, layers: np.ndarray) -> np.ndarray:
+    from safetensors.numpy import load_file
+
+    mats = load_file(path)
+    missing = [int(i) for i in layers if f"layer{i}" not in mats]
+    if missing:
+        raise ValueError(f"{path}: no router weights for MoE layers {missing}")
+    return np.stack([mats[f"layer{i}"] for i in layers])
+
+
+def compute_pathways(model: str, step: str, domain: str, routing: str, routers: str, tau: float, out: str) -> None:
+    ids, layers, weights = load_routing(routing)
+    serialized = [pathways.pathway(w, tau) for w in weights]
+    cons, mean_cos = pathways.consistency(weights, load_routers(routers, layers))
+    df = pl.DataFrame(
+        {
+            "model": model,
+            "step": step,
+            "domain": domain,
+            "sample_id": ids,
+            "pathway": [s for s, _ in serialized],
+            "experts_per_layer": [n for _, n in serialized],
+            "consistency": cons,
+            "mean_cosine": mean_cos,
+            "tau": float(tau),
+        }
+    )
+    tables.write(df, out, tables.PATHWAYS_SCHEMA, **tables.read_metadata(routing) | {"tau": tau})
+
+
+# ---------------------------------------------------------------- pathway_distance
+def _groups(groups: pl.DataFrame, ordered_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Memorization groups in training order, then "all"."""
+    out: dict[str, list[str]] = {}
+    for ckpt in ordered_ids:
+        members = groups.filter(pl.col("memorized_at") == ckpt)["sample_id"].to_list()
+        if members:
+            out[group_label(ckpt)] = members
+    out[GROUP_ALL] = groups["sample_id"].to_list()
+    return out
+
+
+def pathway_distance(
+    model: str,
+    step: str,
+    domain: str,
+    pathways_table: str,
+    groups_table: str,
+    checkpoint_ids: Sequence[str],
+    settings: Mapping[str, Any],
+    seed: int,
+    out: str,
+) -> None:
+    paths = tables.read(pathways_table, tables.PATHWAYS_SCHEMA)
+    by_id = dict(zip(paths["sample_id"].to_list(), paths["pathway"].to_list(), strict=True))
+    groups = tables.read(groups_table, tables.GROUPS_SCHEMA)
+    if set(groups["sample_id"]) != set(by_id):
+        raise ValueError(f"{model}/{step}/{domain}: pathways and memorization groups cover different samples")
+    level = settings["level"]
+    n_layers = len(paths["experts_per_layer"][0])
+    rows = []
+    for name, members in _groups(groups, checkpoint_ids).items():
+        strings = [by_id[s] for s in members]
+        rng_seed = [seed, zlib.crc32(f"{domain}/{step}/{name}".encode())]
+        layers: list[int | None] = [None] + (list(range(n_layers)) if settings["layerwise"] else [])
+        for layer in layers:
+            encoded = [
+                distance.encode(p, level) if layer is None else distance.layer_strings(p, layer, level) for p in strings
+            ]
+            used, mean = distance.mean_pairwise(encoded, settings["max_pairs"], seed=zlib.crc32(str(rng_seed).encode()))
+            rows.append(
+                {
+                    "model": model,
+                    "step": step,
+                    "domain": domain,
+                    "group": name,
+                    "layer": layer,
+                    "n_samples": len(members),
+                    "n_pairs": used,
+                    "mean_distance": mean,
+                    "level": level,
+                }
+            )
+    tables.write(rows, out, tables.DISTANCE_SCHEMA, seed=seed, **{"max_pairs": settings["max_pairs"]})
+
+
+# ---------------------------------------------------------------- aggregate_monitors
+def aggregate_monitors(
+    model_steps: Mapping[str, Mapping[str, int]],
+    distance_tables: Sequence[str],
+    pathway_tables: Sequence[str],
+    loss_tables: Sequence[str],
+    validation_tables: Sequence[str],
+    group_tables: Sequence[str],
+    out: str,
+) -> None:
+    """Per (model, step, domain, group): mean distance, consistency, training loss; validation loss."""
+    dist = pl.concat([tables.read(p, tables.DISTANCE_SCHEMA) for p in distance_tables])
+    dist = dist.filter(pl.col("layer").is_null()).select(
+        "model", "step", "domain", "group", "n_samples", "mean_distance"
+    )
+    groups = pl.concat([tables.read(p, tables.GROUPS_SCHEMA) for p in group_tables]).select(
+        "model",
+        "domain",
+        "sample_id",
+        group=pl.when(pl.col("memorized_at").is_not_null()).then(pl.lit("pretrain@") + pl.col("memorized_at")),
+    )
+    # Each sample counts in its memorization group (if any) and in "all".
+    membership = pl.concat([groups.filter(pl.col("group").is_not_null()), groups.with_columns(group=pl.lit(GROUP_ALL))])
+    per_sample = (
+        pl.concat([tables.read(p, tables.PATHWAYS_SCHEMA) for p in pathway_tables])
+        .select("model", "step", "domain", "sample_id", "consistency")
+        .join(
+            pl.concat([tables.read(p, tables.LOSS_SCHEMA) for p in loss_tables]).select(
+                "model", "step", "domain", "sample_id", "loss"
+            ),
+            on=["model", "step", "domain", "sample_id"],
+            how="full",
+            coalesce=True,
+            validate="1:1",
+        )
+        .join(membership, on=["model", "domain", "sample_id"])
+    )
+    means = per_sample.group_by("model", "step", "domain", "group").agg(
+        mean_consistency=pl.col("consistency").mean(), mean_training_loss=pl.col("loss").mean()
+    )
+    val = (
+        pl.concat([tables.read(p, tables.LOSS_SCHEMA) for p in validation_tables])
+        .group_by("model", "step", "domain")
+        .agg(validation_loss=pl.col("loss").mean())
+    )
+    step_numbers = pl.DataFrame(
+        [{"model": m, "step": s, "step_number": n} for m, steps in model_steps.items() for s, n in steps.items()],
+        schema={"model": pl.String, "step": pl.String, "step_number": pl.Int64},
+    )
+    monitors = (
+        dist.join(means, on=["model", "step", "domain", "group"], how="left", validate="1:1")
+        .join(val, on=["model", "step", "domain"], how="left")
+        .join(step_numbers, on=["model", "step"], how="left")
+        .sort("model", "domain", "step_number", "group")
+    )
+    tables.write(monitors, out, tables.MONITORS_SCHEMA)

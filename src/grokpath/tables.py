@@ -1,0 +1,199 @@
+"""One schema constant per Parquet table, and the one way tables are written and read.
+
+Every table carries model/step/domain columns (where they apply) so aggregation is a plain concat,
+and its file metadata records the versions, seed and checkpoint that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from grokpath import __version__
+from grokpath.io import atomic_path
+
+_KEYS = [pa.field("model", pa.string(), nullable=False)]
+_STEP = pa.field("step", pa.string(), nullable=False)
+_DOMAIN = pa.field("domain", pa.string(), nullable=False)
+_SAMPLE = pa.field("sample_id", pa.string(), nullable=False)
+
+TRAJECTORY_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        pa.field("step", pa.int64(), nullable=False),
+        _DOMAIN,
+        pa.field("train_loss", pa.float64()),
+        pa.field("train_accuracy", pa.float64()),
+        pa.field("test_accuracy", pa.float64()),
+    ]
+)
+
+SAMPLES_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _DOMAIN,
+        pa.field("split", pa.string(), nullable=False),
+        _SAMPLE,
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("token_sha256", pa.string(), nullable=False),
+    ]
+)
+
+# Routing: one row per (sample, MoE layer). float32 probabilities are what the router computes in
+# (softmax in float32); zstd compresses the repetitive model/step/domain columns to nothing.
+ROUTING_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        _SAMPLE,
+        pa.field("layer", pa.int16(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("probs", pa.list_(pa.float32()), nullable=False),
+    ]
+)
+
+LOSS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        _SAMPLE,
+        pa.field("loss", pa.float64(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+    ]
+)
+
+GROUPS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _DOMAIN,
+        _SAMPLE,
+        pa.field("memorized_at", pa.string()),
+        pa.field("memorized_step", pa.int64()),
+        pa.field("eps", pa.float64(), nullable=False),
+        pa.field("delta", pa.float64(), nullable=False),
+        pa.field("eps_searched", pa.bool_(), nullable=False),
+    ]
+)
+
+PATHWAYS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        _SAMPLE,
+        pa.field("pathway", pa.string(), nullable=False),
+        pa.field("experts_per_layer", pa.list_(pa.int16()), nullable=False),
+        pa.field("consistency", pa.float64(), nullable=False),
+        pa.field("mean_cosine", pa.float64(), nullable=False),
+        pa.field("tau", pa.float64(), nullable=False),
+    ]
+)
+
+DISTANCE_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("layer", pa.int16()),
+        pa.field("n_samples", pa.int64(), nullable=False),
+        pa.field("n_pairs", pa.int64(), nullable=False),
+        pa.field("mean_distance", pa.float64()),
+        pa.field("level", pa.string(), nullable=False),
+    ]
+)
+
+MONITORS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        pa.field("step_number", pa.int64(), nullable=False),
+        _DOMAIN,
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("n_samples", pa.int64(), nullable=False),
+        pa.field("mean_distance", pa.float64()),
+        pa.field("mean_consistency", pa.float64()),
+        pa.field("mean_training_loss", pa.float64()),
+        pa.field("validation_loss", pa.float64()),
+    ]
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages whose behaviour decides the numbers in a table."""
+    out = {"grokpath": __version__}
+    for pkg in ("torch", "transformers", "lm-eval"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Cast to exactly `schema`: missing or extra columns are a bug, not something to guess about."""
+    if isinstance(df, list):
+        return pa.Table.from_pylist(df, schema=schema)
+    table = df.to_arrow() if isinstance(df, pl.DataFrame) else df
+    if set(table.column_names) != set(schema.names):
+        raise ValueError(f"columns {sorted(table.column_names)} do not match schema {sorted(schema.names)}")
+    return table.select(schema.names).cast(schema)
+
+
+def frame(rows: list[dict[str, Any]], schema: pa.Schema) -> pl.DataFrame:
+    return pl.from_arrow(to_arrow(rows, schema))  # type: ignore[return-value]
+
+
+def _metadata(schema: pa.Schema, meta: dict[str, Any]) -> dict[bytes, bytes]:
+    info = {"versions": versions(), **meta}
+    return {**(schema.metadata or {}), b"grokpath": json.dumps(info, sort_keys=True, default=str).encode()}
+
+
+def write(df: pl.DataFrame | pa.Table | list[dict[str, Any]], path: str | Path, schema: pa.Schema, **meta: Any) -> None:
+    """Write atomically with zstd; `meta` (seed, checkpoint sha, ...) lands in the file metadata."""
+    table = to_arrow(df, schema)
+    table = table.replace_schema_metadata(_metadata(schema, meta))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+class StreamWriter:
+    """Incremental Parquet writes (row groups as batches finish), renamed into place on close."""
+
+    def __init__(self, path: str | Path, schema: pa.Schema, **meta: Any) -> None:
+        self._schema = schema.with_metadata(_metadata(schema, meta))
+        self._ctx = atomic_path(path)
+        self._tmp = self._ctx.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+
+    def write(self, rows: dict[str, Any]) -> None:
+        self._writer.write_table(pa.Table.from_pydict(rows, schema=self._schema))
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._writer.close()
+        self._ctx.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]
+
+
+def read(path: str | Path, schema: pa.Schema) -> pl.DataFrame:
+    """Read a table and check that it has exactly the expected schema."""
+    table = pq.read_table(path)
+    if table.schema.remove_metadata() != schema.remove_metadata():
+        raise ValueError(f"{path}: schema does not match the expected one:\n{table.schema}\nexpected:\n{schema}")
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    raw = pq.read_schema(path).metadata or {}
+    return json.loads(raw.get(b"grokpath", b"{}"))

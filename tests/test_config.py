@@ -1,0 +1,95 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grokpath.config import ConfigError, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _base():
+    return yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "config/test.yaml"])
+def test_shipped_configs_are_valid(path):
+    cfg = load_config(ROOT / path)
+    assert cfg["tau"] == 0.7
+    assert cfg["distance"]["level"] == "char"
+
+
+def test_defaults_are_filled_in_nested():
+    cfg = validate_config(
+        {"models": {"m": {"source": "pretrain", "checkpoints": [{"id": "s0", "step": 0}]}}, "domains": {"math": {}}}
+    )
+    assert cfg["extraction"]["routing"] == "full"
+    assert cfg["models"]["m"]["pretrain"]["model"]["num_experts"] == 8
+    assert cfg["domains"]["math"]["source"] == "pretrain"
+    assert cfg["memorization"]["delta"] == 0.05
+
+
+def _mutate(path, value):
+    cfg = _base()
+    node = cfg
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return cfg
+
+
+_DELETE = object()
+CKPTS = ("models", "tiny", "checkpoints")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("colour",), "red", r"config key \(top level\): unknown key\(s\) \['colour'\]"),
+        (("tau",), 1.5, r"config key tau: 1.5 is invalid"),
+        (("tau",), 0, r"config key tau: 0 is invalid"),
+        (("tau",), "high", r"config key tau: 'high' is invalid"),
+        ((*CKPTS,), [], r"config key models.tiny.checkpoints: \[\] is invalid"),
+        ((*CKPTS,), [{"id": "a", "step": 10}, {"id": "a", "step": 20}], r"duplicate checkpoint id\(s\) \['a'\]"),
+        ((*CKPTS,), [{"id": "a/b", "step": 10}], r"config key models.tiny.checkpoints.0.id: 'a/b' is invalid"),
+        ((*CKPTS,), [{"id": "a", "step": 20}, {"id": "b", "step": 10}], r"must be strictly increasing"),
+        ((*CKPTS,), [{"id": "a", "step": 15}], r"steps \[15\] are not saved by the pretraining run"),
+        (
+            ("distance", "level"),
+            "bytes",
+            r"config key distance.level: 'bytes' is not allowed; allowed: \['char', 'token'\]",
+        ),
+        (("extraction", "routing"), "sparse", r"config key extraction.routing: 'sparse' is not allowed"),
+        (("domains", "chemistry"), {}, r"'pretrain' generates only"),
+        (("domains", "math", "source"), "jsonl", r"config key domains.math.samples_path: required"),
+        (("models", "tiny", "source"), "hub", r"config key models.tiny.source: 'hub' is not allowed"),
+        (("memorization", "eps"), {"physics": 1.0}, r"config key memorization.eps: \['physics'\] are not domains"),
+        (("extraction", "batch_size"), 0, r"config key extraction.batch_size: 0 is invalid"),
+        (("models", "tiny", "pretrain", "model", "top_k"), 9, r"top_k: 9 exceeds num_experts=4"),
+        (("domains",), {}, r"config key domains: \{\} is invalid"),
+        (("models",), _DELETE, r"'models' is a required property"),
+    ],
+)
+def test_bad_config_fails_with_one_clear_message(path, value, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(_mutate(path, value))
+
+
+def test_pretrain_block_on_local_model_is_refused():
+    cfg = _base()
+    local = copy.deepcopy(cfg["models"]["tiny"])
+    local["source"] = "local"
+    cfg["models"]["other"] = local
+    with pytest.raises(ConfigError, match=r"models.other.pretrain: only allowed with source 'pretrain'"):
+        validate_config(cfg)
+
+
+def test_local_model_needs_paths():
+    cfg = _base()
+    cfg["models"]["other"] = {"source": "local", "checkpoints": [{"id": "c1", "step": 1}]}
+    with pytest.raises(ConfigError, match=r"source 'local' needs a path for \['c1'\]"):
+        validate_config(cfg)

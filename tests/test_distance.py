@@ -1,0 +1,83 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from grokpath import distance
+
+
+def _levenshtein(a, b):
+    """Textbook dynamic programme, the reference for the fast path."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "d"),
+    [("kitten", "sitting", 3), ("", "abc", 3), ("1,2-3", "1,2-3", 0), ("1,2-3", "2,1-3", 2), ("10-2", "1-2", 1)],
+)
+def test_known_distances(a, b, d):
+    _, mean = distance.mean_pairwise([a, b])
+    assert mean == d
+
+
+def test_mean_over_all_unordered_pairs():
+    strings = ["0,1-2", "0-2", "1,0-2,3", "5-5"]
+    expected = np.mean([_levenshtein(a, b) for a, b in itertools.combinations(strings, 2)])
+    n, mean = distance.mean_pairwise(strings)
+    assert n == 6
+    assert mean == pytest.approx(expected)
+
+
+def test_fewer_than_two_samples_have_no_distance():
+    assert distance.mean_pairwise(["1,2"]) == (0, None)
+    assert distance.mean_pairwise([]) == (0, None)
+
+
+def test_token_level_counts_expert_ids_not_characters():
+    # "10" vs "1": one character apart, but a different expert (one substitution) at token level.
+    a, b = "10,2-3", "1,2-3"
+    assert distance.mean_pairwise([a, b])[1] == 1
+    ea, eb = distance.encode(a, "token"), distance.encode(b, "token")
+    assert distance.mean_pairwise([ea, eb])[1] == 1
+    # Swapping two experts is 2 edits at token level, 2 at character level for one-digit ids.
+    assert distance.mean_pairwise([distance.encode("1,2", "token"), distance.encode("2,1", "token")])[1] == 2
+    # A layer boundary is a symbol of its own: moving an expert across it costs edits.
+    assert distance.mean_pairwise([distance.encode("1-2,3", "token"), distance.encode("1,2-3", "token")])[1] == 2
+
+
+def test_unknown_level_is_rejected():
+    with pytest.raises(ValueError, match="distance level must be one of"):
+        distance.encode("1", "bytes")
+
+
+def test_subsample_is_seeded_and_close_to_the_full_mean():
+    rng = np.random.default_rng(1)
+    strings = [
+        "-".join(",".join(map(str, rng.permutation(8)[: rng.integers(1, 5)])) for _ in range(4)) for _ in range(120)
+    ]
+    total, full = distance.mean_pairwise(strings)
+    n1, m1 = distance.mean_pairwise(strings, max_pairs=2000, seed=3)
+    _, m2 = distance.mean_pairwise(strings, max_pairs=2000, seed=3)
+    assert total == 120 * 119 // 2
+    assert n1 == 2000
+    assert m1 == m2
+    assert m1 == pytest.approx(full, rel=0.05)
+
+
+def test_unrank_pairs_matches_upper_triangle():
+    for n in (2, 3, 17, 400):
+        i, j = distance._unrank_pairs(np.arange(n * (n - 1) // 2), n)
+        ei, ej = np.triu_indices(n, 1)
+        assert (i == ei).all()
+        assert (j == ej).all()
+
+
+def test_layer_strings():
+    assert distance.layer_strings("3,1-9,1-0", 1, "char") == "9,1"
+    assert distance.layer_strings("3,1-9,1-0", 2, "token") == distance.encode("0", "token")

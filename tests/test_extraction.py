@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from grokpath import extraction
+from grokpath.samples import token_sha256
+
+TEXTS = ["a b c", "1 + 2 = 3 4 5 a b", "d e", "f g h a b c d e f g h", "5 4 3 2 1"]
+
+
+def _run(model, tok, batch_size, routing="full"):
+    ids = [tok(t)["input_ids"] for t in TEXTS]
+    sids = [f"s{i}" for i in range(len(TEXTS))]
+    out = {}
+    for b in extraction.iter_batches(model, ids, sids, tok.pad_token_id, batch_size, routing=routing):
+        for k, sid in enumerate(b.sample_ids):
+            out[sid] = (b.loss[k], b.n_tokens[k], None if b.probs is None else b.probs[k])
+    return out
+
+
+@pytest.mark.parametrize("routing", ["full", "topk"])
+def test_padding_does_not_change_any_number(tiny_olmoe, routing):
+    model, tok = tiny_olmoe
+    alone = _run(model, tok, batch_size=1, routing=routing)
+    batched = _run(model, tok, batch_size=5, routing=routing)
+    for sid, (loss, n, probs) in alone.items():
+        bl, bn, bp = batched[sid]
+        assert n == bn
+        assert bl == pytest.approx(loss, abs=1e-5)
+        np.testing.assert_allclose(bp, probs, atol=1e-6)
+
+
+def test_full_routing_matches_a_manual_softmax(tiny_olmoe):
+    model, tok = tiny_olmoe
+    ids = tok(TEXTS[1])["input_ids"]
+    res = _run(model, tok, batch_size=2)["s1"]
+    captured = {}
+    gate = model.model.layers[0].mlp.gate
+
+    def keep_input(_module, inputs, _output):
+        captured["x"] = inputs[0]
+
+    handle = gate.register_forward_hook(keep_input)
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.tensor([ids]))
+    finally:
+        handle.remove()
+    # The router input of layer 0, through the router weight by hand: softmax, mean over tokens.
+    probs = torch.softmax(captured["x"].reshape(-1, 32) @ gate.weight.detach().T, dim=-1).mean(0).numpy()
+    np.testing.assert_allclose(res[2][0], probs, atol=1e-6)
+    assert res[2].shape == (3, 4)
+    np.testing.assert_allclose(res[2].sum(-1), 1.0, atol=1e-5)
+
+
+def test_topk_weights_are_sparse(tiny_olmoe):
+    model, tok = tiny_olmoe
+    probs = _run(model, tok, batch_size=2, routing="topk")["s0"][2]
+    # averaged over 4 tokens, each with 2 of 4 experts: sums equal the mean top-2 mass (< 1)
+    assert (probs.sum(-1) < 1).all()
+
+
+def test_loss_equals_model_loss(tiny_olmoe):
+    model, tok = tiny_olmoe
+    ids = tok(TEXTS[3])["input_ids"]
+    with torch.no_grad():
+        ref = model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss.item()
+    assert _run(model, tok, batch_size=3)["s3"][0] == pytest.approx(ref, abs=1e-5)
+
+
+def test_router_weights_per_moe_layer(tiny_olmoe):
+    model, _ = tiny_olmoe
+    w = extraction.router_weights(model)
+    assert sorted(w) == ["layer0", "layer1", "layer2"]
+    assert w["layer0"].shape == (4, 32)
+
+
+def test_model_without_moe_names_supported_families():
+    cfg = LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2)
+    with pytest.raises(ValueError, match="supported families: olmoe"):
+        extraction.moe_gates(LlamaForCausalLM(cfg))
+
+
+def test_tokenizer_mismatch_is_refused(tiny_olmoe):
+    _, tok = tiny_olmoe
+    good = token_sha256(tok("a b")["input_ids"])
+    assert extraction.tokenize_checked(tok, ["a b"], ["s"], [good], "m/c") == [tok("a b")["input_ids"]]
+    with pytest.raises(ValueError, match=r"checkpoint m/c: its tokenizer gives different token ids"):
+        extraction.tokenize_checked(tok, ["a c"], ["s"], [good], "m/c")
+
+
+def test_length_batches_group_similar_lengths():
+    batches = extraction.length_batches([5, 1, 4, 2, 3], 2)
+    assert [b.tolist() for b in batches] == [[1, 3], [4, 2], [0]]

@@ -1,0 +1,26 @@
+rule download_checkpoint:
+    input:
+        checkpoint_input,
+    output:
+        manifest="resources/checkpoints/{model}/{step}/manifest.json",
+    log:
+        "logs/download_checkpoint/{model}/{step}.log",
+    benchmark:
+        "benchmarks/download_checkpoint/{model}/{step}.tsv"
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
+    resources:
+        mem_mb=500,
+        runtime=60,
+    params:
+        source=checkpoint_source,
+        origin=checkpoint_origin,
+        revision=checkpoint_revision,
+    script:
+        "../scripts/download_checkpoint.py"
+
+
+rule all_checkpoints:
+    input:
+        per_checkpoint("resources/checkpoints/{model}/{step}/manifest.json"),

@@ -1,0 +1,127 @@
+# Helper functions only (no rules): config validation, wildcard constraints, input functions.
+import re
+
+from grokpath.config import validate_config
+
+validate_config(config)
+
+MODELS = config["models"]
+DOMAINS = list(config["domains"])
+PRETRAIN_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "pretrain"]
+
+
+def _alternatives(values):
+    return "|".join(re.escape(v) for v in sorted(set(values)))
+
+
+wildcard_constraints:
+    model=_alternatives(MODELS),
+    step=_alternatives(c["id"] for m in MODELS.values() for c in m["checkpoints"]),
+    domain=_alternatives(DOMAINS),
+
+
+def checkpoint_ids(model):
+    return [c["id"] for c in MODELS[model]["checkpoints"]]
+
+
+def _checkpoint(model, step):
+    return next(c for c in MODELS[model]["checkpoints"] if c["id"] == step)
+
+
+def model_steps():
+    """{model: {checkpoint id: training step}} for every configured series."""
+    return {
+        m: {c["id"]: c["step"] for c in spec["checkpoints"]}
+        for m, spec in MODELS.items()
+    }
+
+
+def pretrain_summaries():
+    return expand("results/pretrain/{model}/grokking.json", model=PRETRAIN_MODELS)
+
+
+# ----- pretrain_tiny_moe
+def pretrain_settings(wildcards):
+    return MODELS[wildcards.model]["pretrain"]
+
+
+# ----- download_checkpoint
+def checkpoint_input(wildcards):
+    spec = MODELS[wildcards.model]
+    if spec["source"] == "pretrain":
+        return f"resources/pretrain/{wildcards.model}/checkpoints"
+    return _checkpoint(wildcards.model, wildcards.step)["path"]
+
+
+def checkpoint_origin(wildcards):
+    spec = MODELS[wildcards.model]
+    ckpt = _checkpoint(wildcards.model, wildcards.step)
+    if spec["source"] == "pretrain":
+        return (
+            f"resources/pretrain/{wildcards.model}/checkpoints/step{ckpt['step']:06d}"
+        )
+    return ckpt["path"]
+
+
+def checkpoint_revision(wildcards):
+    return str(_checkpoint(wildcards.model, wildcards.step)["step"])
+
+
+def checkpoint_source(wildcards):
+    return MODELS[wildcards.model]["source"]
+
+
+# ----- prepare_samples
+def first_checkpoint_manifest(wildcards):
+    first = checkpoint_ids(wildcards.model)[0]
+    return f"resources/checkpoints/{wildcards.model}/{first}/manifest.json"
+
+
+def domain_source_input(wildcards):
+    """The generated data of the first pretrain series, or the domain's own local files."""
+    dom = config["domains"][wildcards.domain]
+    if dom["source"] == "pretrain":
+        return f"resources/pretrain/{PRETRAIN_MODELS[0]}/data"
+    return [dom["samples_path"], dom["validation_path"], dom["test_path"]]
+
+
+def domain_source_dir(wildcards):
+    dom = config["domains"][wildcards.domain]
+    return (
+        f"resources/pretrain/{PRETRAIN_MODELS[0]}/data"
+        if dom["source"] == "pretrain"
+        else None
+    )
+
+
+def domain_settings(wildcards):
+    return config["domains"][wildcards.domain]
+
+
+# ----- assign_memorization and pathway_distance
+def loss_tables(wildcards):
+    return expand(
+        "results/loss/{model}/{step}/{domain}.parquet",
+        model=wildcards.model,
+        step=checkpoint_ids(wildcards.model),
+        domain=wildcards.domain,
+    )
+
+
+def model_checkpoint_ids(wildcards):
+    return checkpoint_ids(wildcards.model)
+
+
+def model_checkpoint_steps(wildcards):
+    return [c["step"] for c in MODELS[wildcards.model]["checkpoints"]]
+
+
+# ----- aggregate_monitors
+def per_checkpoint(pattern):
+    """`pattern` expanded over every (model, checkpoint, domain) of the config."""
+    return [
+        pattern.format(model=m, step=s, domain=d)
+        for m in MODELS
+        for s in checkpoint_ids(m)
+        for d in DOMAINS
+    ]

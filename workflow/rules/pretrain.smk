@@ -1,0 +1,21 @@
+rule pretrain_tiny_moe:
+    output:
+        checkpoints=directory("resources/pretrain/{model}/checkpoints"),
+        data=directory("resources/pretrain/{model}/data"),
+        trajectory="results/pretrain/{model}/trajectory.parquet",
+        summary="results/pretrain/{model}/grokking.json",
+    log:
+        "logs/pretrain_tiny_moe/{model}.log",
+    benchmark:
+        "benchmarks/pretrain_tiny_moe/{model}.tsv"
+    conda:
+        "../../envs/grokpath.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=pretrain_settings,
+        seed=config["seed"],
+    script:
+        "../scripts/pretrain_tiny_moe.py"

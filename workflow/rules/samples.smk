@@ -1,0 +1,29 @@
+rule prepare_samples:
+    input:
+        checkpoint=first_checkpoint_manifest,
+        source=domain_source_input,
+    output:
+        samples="results/samples/{model}/{domain}.parquet",
+        validation="results/samples/{model}/{domain}.validation.parquet",
+        test="results/samples/{model}/{domain}.test.jsonl",
+    log:
+        "logs/prepare_samples/{model}/{domain}.log",
+    benchmark:
+        "benchmarks/prepare_samples/{model}/{domain}.tsv"
+    conda:
+        "../../envs/grokpath.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        settings=domain_settings,
+        source_dir=domain_source_dir,
+        seed=config["seed"],
+        max_tokens=config["extraction"]["max_tokens"],
+    script:
+        "../scripts/prepare_samples.py"
+
+
+rule all_samples:
+    input:
+        expand("results/samples/{model}/{domain}.parquet", model=MODELS, domain=DOMAINS),

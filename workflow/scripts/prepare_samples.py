@@ -1,0 +1,16 @@
+from grokpath.logs import logged
+from grokpath.stages import prepare_samples
+
+with logged(snakemake.log[0]):
+    prepare_samples(
+        model=snakemake.wildcards.model,
+        domain=snakemake.wildcards.domain,
+        settings=snakemake.params.settings,
+        seed=snakemake.params.seed,
+        max_tokens=snakemake.params.max_tokens,
+        source_dir=snakemake.params.source_dir,
+        checkpoint_manifest=snakemake.input.checkpoint,
+        out_samples=snakemake.output.samples,
+        out_validation=snakemake.output.validation,
+        out_test=snakemake.output.test,
+    )
