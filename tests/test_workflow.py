@@ -1,0 +1,190 @@
+"""Snakemake end to end on config/test.yaml in a temporary directory: outputs, schemas, value
+ranges, rerun behaviour and lint."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from grokpath import checkpoints, pathways, tables
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+pytestmark = pytest.mark.workflow
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def _planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from a dry run's job stats table (empty when nothing is to be done)."""
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    block = text.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("wf")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, wd / name)
+    for name in ("workflow", "config", "envs"):
+        shutil.copytree(ROOT / name, wd / name)
+    cfg = yaml.safe_load((wd / "config" / "test.yaml").read_text())
+    # Start with two checkpoints; a later test adds the third.
+    cfg["models"]["tiny"]["checkpoints"] = cfg["models"]["tiny"]["checkpoints"][:2]
+    (wd / "config" / "test.yaml").write_text(yaml.safe_dump(cfg))
+    result = _snakemake(wd)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return wd
+
+
+def _cfg(wd):
+    return yaml.safe_load((wd / "config" / "test.yaml").read_text())
+
+
+def test_outputs_have_their_schemas_and_sane_values(workdir):
+    wd = workdir
+    cfg = _cfg(wd)
+    ids = [c["id"] for c in cfg["models"]["tiny"]["checkpoints"]]
+    domains = list(cfg["domains"])
+    n_layers = 2
+    n_experts = 4
+    for step in ids:
+        manifest = checkpoints.read_manifest(wd / "resources/checkpoints/tiny" / step)  # verifies sha256
+        assert manifest["source"] == "pretrain"
+        assert {f["name"] for f in manifest["files"]} >= {"config.json", "model.safetensors", "tokenizer.json"}
+    for domain in domains:
+        samples = tables.read(wd / f"results/samples/tiny/{domain}.parquet", tables.SAMPLES_SCHEMA)
+        assert samples.height == cfg["domains"][domain]["n_samples"]
+        assert samples["sample_id"].n_unique() == samples.height
+        assert (samples["n_tokens"] >= 2).all()
+        assert samples["token_sha256"].str.contains(r"^[0-9a-f]{64}$").all()
+        val = tables.read(wd / f"results/samples/tiny/{domain}.validation.parquet", tables.SAMPLES_SCHEMA)
+        assert val.height == cfg["domains"][domain]["n_validation"]
+        test_items = [
+            json.loads(x) for x in (wd / f"results/samples/tiny/{domain}.test.jsonl").read_text().splitlines()
+        ]
+        assert len(test_items) == 20
+        assert all(it["answer"] == it["choices"][it["label"]] for it in test_items)
+        groups = tables.read(wd / f"results/groups/tiny/{domain}.parquet", tables.GROUPS_SCHEMA)
+        assert set(groups["sample_id"]) == set(samples["sample_id"])
+        assert set(groups["memorized_at"].drop_nulls()) <= set(ids)
+        assert (groups["eps"] > 0).all()
+        assert (groups["delta"] == 0.05).all()
+        for step in ids:
+            routing = tables.read(wd / f"results/routing/tiny/{step}/{domain}.parquet", tables.ROUTING_SCHEMA)
+            assert routing.height == samples.height * n_layers
+            assert sorted(routing["layer"].unique().to_list()) == list(range(n_layers))
+            probs = np.stack(routing["probs"].to_numpy())
+            assert probs.shape[1] == n_experts
+            assert ((probs >= 0) & (probs <= 1)).all()
+            np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+            meta = tables.read_metadata(wd / f"results/routing/tiny/{step}/{domain}.parquet")
+            assert meta["seed"] == 0
+            assert set(meta["versions"]) == {"grokpath", "torch", "transformers", "lm-eval"}
+            assert len(meta["checkpoint_sha"]) == 64
+            loss = tables.read(wd / f"results/loss/tiny/{step}/{domain}.parquet", tables.LOSS_SCHEMA)
+            assert set(loss["sample_id"]) == set(samples["sample_id"])
+            assert (loss["loss"] > 0).all()
+            assert loss["loss"].is_finite().all()
+            assert (loss.sort("sample_id")["n_tokens"] == samples.sort("sample_id")["n_tokens"]).all()
+            vloss = tables.read(wd / f"results/validation_loss/tiny/{step}/{domain}.parquet", tables.LOSS_SCHEMA)
+            assert vloss.height == val.height
+            paths = tables.read(wd / f"results/pathways/tiny/{step}/{domain}.parquet", tables.PATHWAYS_SCHEMA)
+            assert paths.height == samples.height
+            for p, counts in zip(paths["pathway"], paths["experts_per_layer"], strict=True):
+                layers = pathways.parse(p)
+                assert [len(x) for x in layers] == counts.to_list()
+                assert all(0 <= e < n_experts for layer in layers for e in layer)
+                assert all(len(set(layer)) == len(layer) for layer in layers)
+            assert paths["mean_cosine"].is_between(-1, 1).all()
+            assert paths["consistency"].is_finite().all()
+            assert (paths["tau"] == 0.7).all()
+            dist = tables.read(wd / f"results/distance/tiny/{step}/{domain}.parquet", tables.DISTANCE_SCHEMA)
+            assert "all" in dist["group"].to_list()
+            whole = dist.filter(pl.col("layer").is_null())
+            assert (whole["mean_distance"] >= 0).all()
+            assert (dist["n_pairs"] <= cfg["distance"]["max_pairs"]).all()
+            assert set(dist["layer"].drop_nulls()) == set(range(n_layers))
+    monitors = tables.read(wd / "results/tables/monitors.parquet", tables.MONITORS_SCHEMA)
+    assert set(monitors["step"]) == set(ids)
+    assert set(monitors["domain"]) == set(domains)
+    per = monitors.filter(pl.col("group") == "all")
+    assert per.height == len(ids) * len(domains)
+    assert per["mean_training_loss"].is_finite().all()
+    assert per["validation_loss"].is_finite().all()
+    assert (per["n_samples"] == 24).all()
+    summary = json.loads((wd / "results/pretrain/tiny/grokking.json").read_text())
+    assert set(summary) == {"math", "code", "commonsense"}
+    traj = tables.read(wd / "results/pretrain/tiny/trajectory.parquet", tables.TRAJECTORY_SCHEMA)
+    assert sorted(traj["step"].unique().to_list()) == [0, 10, 20, 30]
+    for name in ("extract_routing/tiny/step000010.log", "pretrain_tiny_moe/tiny.log"):
+        assert (wd / "logs" / name).stat().st_size > 0
+    assert (wd / "benchmarks/extract_routing/tiny/step000010.tsv").exists()
+
+
+def test_second_run_does_nothing(workdir):
+    assert _planned_jobs(_snakemake(workdir, "-n")) == {}
+
+
+def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
+    jobs = _planned_jobs(_snakemake(workdir, "-n", "--config", "tau=0.5"))
+    assert jobs == {"compute_pathways": 4, "pathway_distance": 4, "aggregate_monitors": 1, "all": 1}
+
+
+def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir):
+    wd = workdir
+    cfg = _cfg(wd)
+    cfg["models"]["tiny"]["checkpoints"].append({"id": "step000030", "step": 30})
+    (wd / "config" / "test.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = _planned_jobs(_snakemake(wd, "-n"))
+    assert jobs == {
+        "download_checkpoint": 1,  # the new checkpoint
+        "extract_routing": 1,
+        "compute_pathways": 2,  # its two domains
+        "assign_memorization": 2,  # combines all checkpoints
+        "pathway_distance": 6,  # groups changed, so every checkpoint's group distances
+        "aggregate_monitors": 1,
+        "all": 1,
+    }
+    before = (wd / "results/routing/tiny/step000010/math.parquet").stat().st_mtime_ns
+    result = _snakemake(wd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (wd / "results/routing/tiny/step000010/math.parquet").stat().st_mtime_ns == before
+    monitors = tables.read(wd / "results/tables/monitors.parquet", tables.MONITORS_SCHEMA)
+    assert "step000030" in monitors["step"].to_list()
+    assert _planned_jobs(_snakemake(wd, "-n")) == {}
+
+
+def test_lint_is_clean(workdir):
+    result = _snakemake(workdir, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
