@@ -59,7 +59,7 @@ class PretrainConfig:
     warmup_steps: int = 10
     batch_size: dict[str, int] = field(default_factory=lambda: {"math": 512, "code": 64, "commonsense": 64})
     threads: int = 1
-    answer_weight: float = 5.0
+    answer_weight: dict[str, float] = field(default_factory=lambda: {"math": 1000.0, "code": 1.0, "commonsense": 1.0})
     model: ModelShape = ModelShape()
     data: DataSpec = DataSpec()
     converged_tolerance: float = 0.05
@@ -174,8 +174,10 @@ def summarize_grokking(trajectory: pl.DataFrame, tolerance: float, threshold: fl
         final = float(loss[-1])
         converged = first_sustained(steps, list(np.abs(loss - final) <= tolerance))
         rose = first_sustained(steps, list(df["test_accuracy"].to_numpy() >= threshold))
+        fitted = first_sustained(steps, list(df["train_accuracy"].to_numpy() >= threshold))
         out[str(domain)] = {
             "loss_converged_step": converged,
+            "train_accuracy_rise_step": fitted,
             "test_accuracy_rise_step": rose,
             "final_train_loss": final,
             "final_train_accuracy": float(df["train_accuracy"][-1]),
@@ -204,8 +206,9 @@ def pretrain(
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     data = generate_domains(cfg.data, cfg.seed)
-    if set(cfg.batch_size) != set(data):
-        raise ValueError(f"batch_size must name every domain {sorted(data)}, got {sorted(cfg.batch_size)}")
+    for key in ("batch_size", "answer_weight"):
+        if set(getattr(cfg, key)) != set(data):
+            raise ValueError(f"{key} must name every domain {sorted(data)}, got {sorted(getattr(cfg, key))}")
     vocab_texts = [t for d in data.values() for t in d.train + d.validation]
     vocab_texts += [f"{it.prompt} {' '.join(it.choices)}" for d in data.values() for it in d.test]
     tokenizer = train_word_tokenizer(vocab_texts)
@@ -272,7 +275,7 @@ def pretrain(
             idx = order[name][cursor[name] : cursor[name] + bs]
             cursor[name] += bs
             ids, mask = _pad([rows[i] for i in idx], tokenizer.pad_token_id)
-            total = total + _lm_loss(model, ids, mask, cfg.answer_weight).mean()
+            total = total + _lm_loss(model, ids, mask, cfg.answer_weight[name]).mean()
         total.backward()
         opt.step()
         sched.step()

@@ -10,7 +10,11 @@ rule aggregate_monitors:
             "results/groups/{model}/{domain}.parquet", model=MODELS, domain=DOMAINS
         ),
     output:
-        "results/tables/monitors.parquet",
+        report(
+            "results/tables/monitors.parquet",
+            caption="../report/monitors.rst",
+            category="Monitors",
+        ),
     log:
         "logs/aggregate_monitors/monitors.log",
     benchmark:

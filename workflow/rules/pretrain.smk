@@ -3,7 +3,11 @@ rule pretrain_tiny_moe:
         checkpoints=directory("resources/pretrain/{model}/checkpoints"),
         data=directory("resources/pretrain/{model}/data"),
         trajectory="results/pretrain/{model}/trajectory.parquet",
-        summary="results/pretrain/{model}/grokking.json",
+        summary=report(
+            "results/pretrain/{model}/grokking.json",
+            caption="../report/grokking.rst",
+            category="Pretraining",
+        ),
     log:
         "logs/pretrain_tiny_moe/{model}.log",
     benchmark:
@@ -19,3 +23,8 @@ rule pretrain_tiny_moe:
         seed=config["seed"],
     script:
         "../scripts/pretrain_tiny_moe.py"
+
+
+rule all_pretrain:
+    input:
+        pretrain_summaries(),

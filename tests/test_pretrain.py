@@ -1,0 +1,79 @@
+import polars as pl
+import pytest
+
+from grokpath import tables
+from grokpath.pretrain import PretrainConfig, first_sustained, pretrain, summarize_grokking
+
+TINY = {
+    "max_steps": 6,
+    "save_every": 3,
+    "eval_every": 3,
+    "batch_size": {"math": 16, "code": 4, "commonsense": 4},
+    "model": {"hidden_size": 16, "intermediate_size": 16, "num_layers": 2, "num_heads": 2, "num_experts": 4},
+    "data": {"modulus": 13, "code_programs": 100, "kb_entities": 10, "n_test": 10, "n_validation": 5},
+}
+
+
+def test_first_sustained():
+    assert first_sustained([0, 1, 2, 3], [False, True, False, True]) == 3
+    assert first_sustained([0, 1, 2, 3], [False, True, True, True]) == 1
+    assert first_sustained([0, 1], [True, False]) is None
+
+
+def test_summary_finds_flat_loss_before_accuracy_rise():
+    steps = [0, 100, 200, 300, 400, 500]
+    traj = pl.DataFrame(
+        {
+            "model": "m",
+            "step": steps,
+            "domain": "math",
+            "train_loss": [5.0, 1.02, 1.0, 1.01, 1.0, 1.0],
+            "train_accuracy": [0.0, 0.95, 1.0, 1.0, 1.0, 1.0],
+            "test_accuracy": [0.0, 0.02, 0.05, 0.4, 0.95, 0.97],
+        }
+    )
+    s = summarize_grokking(traj, tolerance=0.05, threshold=0.9)["math"]
+    assert s["loss_converged_step"] == 100
+    assert s["train_accuracy_rise_step"] == 100
+    assert s["test_accuracy_rise_step"] == 400
+    assert s["grokking_gap_steps"] == 300
+
+
+def _train(tmp_path, name):
+    out = tmp_path / name
+    cfg = PretrainConfig.from_dict(TINY)
+    pretrain(cfg, "m", out / "ckpt", out / "data", out / "traj.parquet", out / "summary.json")
+    return out
+
+
+def test_pretraining_is_deterministic_and_saves_hf_checkpoints(tmp_path):
+    a, b = _train(tmp_path, "a"), _train(tmp_path, "b")
+    assert sorted(p.name for p in (a / "ckpt").iterdir()) == ["step000000", "step000003", "step000006"]
+    for step in ("step000003", "step000006"):
+        assert (a / "ckpt" / step / "model.safetensors").read_bytes() == (
+            b / "ckpt" / step / "model.safetensors"
+        ).read_bytes()
+    ta = tables.read(a / "traj.parquet", tables.TRAJECTORY_SCHEMA)
+    assert ta.equals(tables.read(b / "traj.parquet", tables.TRAJECTORY_SCHEMA))
+    assert sorted(ta["domain"].unique()) == ["code", "commonsense", "math"]
+    for split in ("train", "test", "validation"):
+        assert (a / "data" / "math" / f"{split}.jsonl").read_text() == (
+            b / "data" / "math" / f"{split}.jsonl"
+        ).read_text()
+
+
+def test_checkpoint_reloads_with_auto_classes(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = _train(tmp_path, "c")
+    model = AutoModelForCausalLM.from_pretrained(out / "ckpt" / "step000006")
+    tok = AutoTokenizer.from_pretrained(out / "ckpt" / "step000006")
+    assert model.config.model_type == "olmoe"
+    assert model.config.num_experts == 4
+    assert tok("3 + 4 =")["input_ids"][0] == tok.bos_token_id
+
+
+def test_batch_sizes_must_name_every_domain(tmp_path):
+    cfg = PretrainConfig.from_dict({**TINY, "batch_size": {"math": 4}})
+    with pytest.raises(ValueError, match="batch_size must name every domain"):
+        pretrain(cfg, "m", tmp_path / "c", tmp_path / "d", tmp_path / "t.parquet", tmp_path / "s.json")

@@ -1,0 +1,68 @@
+import re
+
+import pytest
+
+from grokpath import synthetic
+
+
+def test_modular_arithmetic_answers_and_split():
+    d = synthetic.modular_arithmetic(0, 11, 0.5, n_test=20, n_validation=10)
+    assert len(d.train) == round(0.5 * 121)
+    for item in d.train_items + d.test:
+        a, b = map(int, re.match(r"(\d+) \+ (\d+) =", item.prompt).groups())
+        assert item.answer == str((a + b) % 11)
+        assert item.choices[item.label] == item.answer
+        assert len(set(item.choices)) == 4
+    train_prompts = {t.prompt for t in d.train_items}
+    assert not train_prompts & {t.prompt for t in d.test}
+    assert not train_prompts & {v.rsplit(" ", 1)[0] for v in d.validation}
+
+
+def test_generation_is_a_function_of_the_seed():
+    a = synthetic.program_execution(3, 200, 3, 0.6, 20, 10)
+    b = synthetic.program_execution(3, 200, 3, 0.6, 20, 10)
+    c = synthetic.program_execution(4, 200, 3, 0.6, 20, 10)
+    assert a.train == b.train
+    assert a.test == b.test
+    assert a.train != c.train
+
+
+def _run_program(prompt):
+    env = {}
+    body = prompt.removesuffix(" ->")
+    stmts, target = body.rsplit(" print ", 1)
+    for stmt in stmts.split(" ;"):
+        stmt = stmt.strip()
+        if not stmt:
+            continue
+        name, expr = stmt.split(" = ")
+        parts = expr.split()
+        if len(parts) == 1:
+            env[name] = int(parts[0])
+        else:
+            x, op, y = env[parts[0]], parts[1], int(parts[2])
+            env[name] = {"+": x + y, "-": x - y, "*": x * y}[op] % 10
+    return str(env[target.strip()])
+
+
+def test_programs_print_what_they_compute():
+    d = synthetic.program_execution(0, 300, 4, 0.5, 30, 10)
+    for item in d.train_items + d.test:
+        assert _run_program(item.prompt) == item.answer
+
+
+def test_two_hop_answers_compose_one_hop_facts():
+    d = synthetic.knowledge_base(0, 30, 0.5, 20, 10)
+    facts = {}
+    for text in d.train:
+        m = re.fullmatch(r"the (\w+) of (\w+) is (\w+)", text)
+        if m:
+            facts[(m.group(1), m.group(2))] = m.group(3)
+    for item in d.test:
+        r2, r1, ent = re.fullmatch(r"the (\w+) of the (\w+) of (\w+) is", item.prompt).groups()
+        assert facts[(r2, facts[(r1, ent)])] == item.answer
+
+
+def test_too_few_held_out_items_is_an_error():
+    with pytest.raises(ValueError, match="held-out items"):
+        synthetic.modular_arithmetic(0, 5, 0.9, n_test=10, n_validation=10)
