@@ -8,6 +8,7 @@ verify the files against it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -57,7 +58,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def materialize_folder(src: Path, dest: Path, source: str, origin: str, revision: str) -> dict[str, Any]:
+def materialize_folder(src: Path, dest: Path, source: str, revision: str) -> dict[str, Any]:
     """Bring a checkpoint folder (pretrain output or a local path) into `dest` and write its manifest."""
     if not (src / "config.json").is_file():
         raise FileNotFoundError(f"checkpoint folder {src} has no config.json (source {source}, revision {revision})")
@@ -86,8 +87,6 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a complete checkpoint: {MANIFEST} is missing")
-    import json
-
     manifest = json.loads(path.read_text())
     if verify:
         for f in manifest["files"]:

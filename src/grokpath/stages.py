@@ -10,6 +10,7 @@ import logging
 import shutil
 import zlib
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def download_checkpoint(source: str, origin: str, revision: str, manifest: str) 
     if source not in checkpoints.SOURCES:
         raise ValueError(f"checkpoint source must be one of {checkpoints.SOURCES}, got {source!r}")
     dest = Path(manifest).parent
-    checkpoints.materialize_folder(Path(origin), dest, source, origin, revision)
+    checkpoints.materialize_folder(Path(origin), dest, source, revision)
 
 
 # ---------------------------------------------------------------- prepare_samples
@@ -167,8 +168,8 @@ def _write_extraction(
     meta: dict[str, Any],
 ) -> None:
     loss_rows: dict[str, list] = {"sample_id": [], "loss": [], "n_tokens": []}
-    writer = tables.StreamWriter(routing_path, tables.ROUTING_SCHEMA, **meta) if routing_path else None
-    try:
+    sink = tables.StreamWriter(routing_path, tables.ROUTING_SCHEMA, **meta) if routing_path else nullcontext()
+    with sink as writer:
         for b in batches:
             loss_rows["sample_id"] += b.sample_ids
             loss_rows["loss"] += b.loss.tolist()
@@ -186,12 +187,6 @@ def _write_extraction(
                         "probs": list(b.probs.reshape(n * n_layers, -1).astype(np.float32)),
                     }
                 )
-    except BaseException as err:
-        if writer is not None:
-            writer.__exit__(type(err), err, None)
-        raise
-    if writer is not None:
-        writer.__exit__(None, None, None)
     df = (
         pl.DataFrame(loss_rows)
         .with_columns(model=pl.lit(model), step=pl.lit(step), domain=pl.lit(domain))
@@ -326,13 +321,14 @@ def pathway_distance(
     rows = []
     for name, members in _groups(groups, checkpoint_ids).items():
         strings = [by_id[s] for s in members]
-        rng_seed = [seed, zlib.crc32(f"{domain}/{step}/{name}".encode())]
         layers: list[int | None] = [None] + (list(range(n_layers)) if settings["layerwise"] else [])
         for layer in layers:
             encoded = [
                 distance.encode(p, level) if layer is None else distance.layer_strings(p, layer, level) for p in strings
             ]
-            used, mean = distance.mean_pairwise(encoded, settings["max_pairs"], seed=zlib.crc32(str(rng_seed).encode()))
+            used, mean = distance.mean_pairwise(
+                encoded, settings["max_pairs"], seed=zlib.crc32(f"{seed}/{domain}/{step}/{name}".encode())
+            )
             rows.append(
                 {
                     "model": model,
