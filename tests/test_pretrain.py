@@ -39,6 +39,24 @@ def test_summary_finds_flat_loss_before_accuracy_rise():
     assert s["grokking_gap_steps"] == 300
 
 
+def test_summary_ignores_a_single_evaluation_spike():
+    steps = [0, 100, 200, 300, 400, 500, 600]
+    traj = pl.DataFrame(
+        {
+            "model": "m",
+            "step": steps,
+            "domain": "math",
+            "train_loss": [5.0, 1.0, 1.0, 1.0, 1.3, 1.0, 1.0],
+            "train_accuracy": [0.0, 1.0, 1.0, 1.0, 0.7, 1.0, 1.0],
+            "test_accuracy": [0.0, 0.0, 0.1, 0.95, 0.6, 0.97, 0.98],
+        }
+    )
+    s = summarize_grokking(traj, tolerance=0.05, threshold=0.9)["math"]
+    assert s["loss_converged_step"] == 100
+    # smoothed test accuracy: 0, 0, .1, .6, .95, .97, .975 -> sustained from 400
+    assert s["test_accuracy_rise_step"] == 400
+
+
 def _train(tmp_path, name):
     out = tmp_path / name
     cfg = PretrainConfig.from_dict(TINY)
