@@ -12,6 +12,11 @@
 #   results/pathways/{model}/{step}/         pathway strings and consistency per sample
 #   results/distance/{model}/{step}/         mean pathway distance per group (and per layer)
 #   results/tables/monitors.parquet          every monitor per (model, step, domain, group)
+#   results/evals/{model}/{step}/{task}.*    lm-eval results and per-item correctness
+#   results/test_groups/{model}/{task}.parquet   t# per test item
+#   results/matching/{model}/{task}.parquet      memorization groups paired with test groups
+#   results/tables/correlations.{csv,parquet}    accuracy vs each monitor (Table 1)
+#   results/figures/{model}/                     the paper's figures, PNG and PDF
 # Logs and benchmarks mirror these paths under logs/ and benchmarks/.
 
 from snakemake.utils import min_version
@@ -35,9 +40,16 @@ include: "workflow/rules/memorization.smk"
 include: "workflow/rules/pathways.smk"
 include: "workflow/rules/distance.smk"
 include: "workflow/rules/monitors.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/testgroups.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         rules.aggregate_monitors.output,
         pretrain_summaries(),
+        eval_outputs("results/evals/{model}/{step}/{task}.json"),
+        per_model_task("results/matching/{model}/{task}.parquet"),
+        ["results/tables/correlations.csv"] if TASK_NAMES else [],
+        figure_outputs(),

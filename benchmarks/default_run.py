@@ -3,7 +3,7 @@
 Each repeat runs from scratch in a fresh temporary copy of the workflow. Prints a table and, as
 its last line, one JSON object with the figures.
 
-    python benchmarks/default_run.py [--repeats 3] [--cores 8] [--configfile config.yaml]
+    python benchmarks/default_run.py [--repeats 3] [--cores 8] [--configfile config.yaml] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(cores: int, configfile: str) -> tuple[float, float]:
+def run_once(cores: int, configfile: str, keep: Path | None) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="grokpath-bench-") as tmp:
         wd = Path(tmp)
         for name in ("Snakefile", "config.yaml"):
@@ -37,6 +37,9 @@ def run_once(cores: int, configfile: str) -> tuple[float, float]:
         start = time.perf_counter()
         subprocess.run(cmd, cwd=wd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - start
+        if keep is not None:  # the last run's results, to look at
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(wd, keep, ignore=shutil.ignore_patterns("resources"))
     # ru_maxrss of children: the largest resident set of any process the runs started (KiB on Linux).
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return wall, peak_mib
@@ -47,10 +50,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cores", type=int, default=8)
     parser.add_argument("--configfile", default="config.yaml")
+    parser.add_argument("--keep", type=Path, help="copy the last run's folder (without checkpoints) here")
     args = parser.parse_args()
     walls, peaks = [], []
     for i in range(args.repeats):
-        wall, peak = run_once(args.cores, args.configfile)
+        wall, peak = run_once(args.cores, args.configfile, args.keep)
         walls.append(wall)
         peaks.append(peak)
         print(f"run {i + 1}: {wall:7.1f} s   peak RSS so far {peak:7.0f} MiB", flush=True)

@@ -1,3 +1,9 @@
+import os
+
+# The tests never reach the hub: models and data are built or shipped locally.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 import pytest
 import torch
 from transformers import OlmoeConfig, OlmoeForCausalLM

@@ -21,6 +21,16 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 pytestmark = pytest.mark.workflow
 
+# Figure rules that read the monitors table (and so rerun whenever it changes).
+FIGURES_ON_MONITORS = (
+    "plot_distance_groups",
+    "plot_consistency_groups",
+    "plot_layerwise_distance",
+    "plot_local_grokking",
+    "plot_accuracy_vs_monitors",
+    "plot_correlation_table",
+)
+
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -147,6 +157,54 @@ def test_outputs_have_their_schemas_and_sane_values(workdir):
     assert set(summary) == {"math", "code", "commonsense"}
     traj = tables.read(wd / "results/pretrain/tiny/trajectory.parquet", tables.TRAJECTORY_SCHEMA)
     assert sorted(traj["step"].unique().to_list()) == [0, 10, 20, 30]
+    for step in ids:
+        for task in ("math_generate", "math_choice"):
+            res = json.loads((wd / f"results/evals/tiny/{step}/{task}.json").read_text())
+            assert (
+                res["checkpoint_sha"]
+                == checkpoints.read_manifest(wd / "resources/checkpoints/tiny" / step)["content_hash"]
+            )
+            assert res["lm_eval_version"] == "0.4.13"
+            assert res["num_fewshot"] == 0
+            metric = "exact_match,first_word" if task.endswith("generate") else "acc,none"
+            assert 0 <= res["results"][metric] <= 1
+            items = tables.read(wd / f"results/evals/tiny/{step}/{task}.samples.parquet", tables.EVAL_ITEMS_SCHEMA)
+            assert items.height == 10  # limit: 10
+            assert items["correct"].is_in([0, 1]).all()
+            assert items["correct"].mean() == pytest.approx(res["results"][metric])
+    for task in ("math_generate", "math_choice"):
+        tg = tables.read(wd / f"results/test_groups/tiny/{task}.parquet", tables.TEST_GROUPS_SCHEMA)
+        assert tg.height == 10
+        assert set(tg["learned_at"].drop_nulls()) <= set(ids)
+        matches = tables.read(wd / f"results/matching/tiny/{task}.parquet", tables.MATCHES_SCHEMA)
+        assert matches["similarity"].is_between(-1, 1).all()
+        assert (matches["delay"] == matches["test_step"] - matches["train_step"]).all()
+    corr = tables.read(wd / "results/tables/correlations.parquet", tables.CORRELATIONS_SCHEMA)
+    assert set(corr["monitor"]) == {
+        "pathway_distance",
+        "pathway_consistency",
+        "training_loss",
+        "training_loss_ma",
+        "validation_loss",
+    }
+    assert set(corr["task"]) == {"math_generate", "math_choice"}
+    finite = corr.drop_nans("pearson_r").drop_nulls("pearson_r")
+    assert finite["pearson_r"].is_between(-1, 1).all()
+    assert (wd / "results/tables/correlations.csv").read_text().startswith("model,domain,task,monitor")
+    for fig in (
+        "pretrain_trajectory",
+        "fig1_memorized_counts",
+        "fig2_local_grokking",
+        "fig4_distance_groups",
+        "fig5_layerwise_distance",
+        "fig6_consistency_groups",
+        "fig7_accuracy_vs_monitors",
+        "table1_correlations",
+    ):
+        png = (wd / f"results/figures/tiny/{fig}.png").read_bytes()
+        assert png.startswith(b"\x89PNG"), fig
+        assert len(png) > 10_000, fig
+        assert (wd / f"results/figures/tiny/{fig}.pdf").read_bytes().startswith(b"%PDF")
     for name in ("extract_routing/tiny/step000010.log", "pretrain_tiny_moe/tiny.log"):
         assert (wd / "logs" / name).stat().st_size > 0
     assert (wd / "benchmarks/extract_routing/tiny/step000010.tsv").exists()
@@ -158,7 +216,15 @@ def test_second_run_does_nothing(workdir):
 
 def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
     jobs = _planned_jobs(_snakemake(workdir, "-n", "--config", "tau=0.5"))
-    assert jobs == {"compute_pathways": 4, "pathway_distance": 4, "aggregate_monitors": 1, "all": 1}
+    figures = dict.fromkeys(FIGURES_ON_MONITORS, 1)
+    assert jobs == {
+        "compute_pathways": 4,
+        "pathway_distance": 4,
+        "aggregate_monitors": 1,
+        "correlate": 1,
+        **figures,
+        "all": 1,
+    }
 
 
 def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir):
@@ -174,6 +240,12 @@ def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir
         "assign_memorization": 2,  # combines all checkpoints
         "pathway_distance": 6,  # groups changed, so every checkpoint's group distances
         "aggregate_monitors": 1,
+        "run_lm_eval": 1,  # the new checkpoint
+        "assign_test_groups": 2,  # combine all checkpoints, per task
+        "match_groups": 2,
+        "correlate": 1,
+        **dict.fromkeys(FIGURES_ON_MONITORS, 1),
+        "plot_memorized_counts": 1,
         "all": 1,
     }
     before = (wd / "results/routing/tiny/step000010/math.parquet").stat().st_mtime_ns

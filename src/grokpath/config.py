@@ -134,6 +134,10 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     raise ConfigError(f"config key domains.{name}.{key}: required for source 'jsonl'")
         if dom["n_samples"] < 2:
             raise ConfigError(f"config key domains.{name}.n_samples: needs at least 2 samples for pair distances")
+    names = [t["name"] for dom in config["domains"].values() for t in dom["tasks"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"config key domains.*.tasks: duplicate task name(s) {dup}; names must be unique")
     unknown_eps = sorted(set(config["memorization"]["eps"]) - set(config["domains"]))
     if unknown_eps:
         raise ConfigError(

@@ -195,6 +195,60 @@ def _write_extraction(
     tables.write(df, loss_path, tables.LOSS_SCHEMA, **meta)
 
 
+# ---------------------------------------------------------------- run_lm_eval
+def run_lm_eval(
+    model: str,
+    step: str,
+    checkpoint_manifest: str,
+    tasks: Sequence[Mapping[str, Any]],
+    test_sets: Mapping[str, str],
+    json_out: Mapping[str, str],
+    items_out: Mapping[str, str],
+    cache: str,
+    settings: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """Every configured benchmark on one checkpoint: lm-eval's results and per-item correctness."""
+    import torch
+
+    from grokpath import evaluation, extraction
+
+    specs = [evaluation.TaskSpec(**t) for t in tasks]
+    evaluation.check_task_names([s.task for s in specs])
+    torch.manual_seed(seed)
+    ckpt = Path(checkpoint_manifest).parent
+    manifest = checkpoints.read_manifest(ckpt)
+    net, tokenizer = extraction.load_checkpoint(ckpt, settings["device"], settings["dtype"])
+    results = evaluation.evaluate(
+        net, tokenizer, specs, dict(test_sets), cache, settings["batch_size"], settings["device"], seed
+    )
+    sha = checkpoints.checkpoint_sha(manifest)
+    for spec in specs:
+        res = results[spec.name]
+        rows = [
+            {"model": model, "step": step, "domain": spec.domain, "task": spec.name, **row}
+            for row in evaluation.item_rows(res.pop("samples"))
+        ]
+        tables.write(rows, items_out[spec.name], tables.EVAL_ITEMS_SCHEMA, seed=seed, checkpoint_sha=sha)
+        io.write_json(
+            json_out[spec.name],
+            {
+                "model": model,
+                "step": step,
+                "domain": spec.domain,
+                "task": spec.name,
+                "lm_eval_task": spec.task,
+                "num_fewshot": spec.num_fewshot,
+                "limit": spec.limit,
+                "revision": manifest["revision"],
+                "checkpoint_sha": sha,
+                "seed": seed,
+                "versions": tables.versions(),
+                **res,
+            },
+        )
+
+
 # ---------------------------------------------------------------- assign_memorization
 def assign_memorization(
     model: str,
@@ -401,3 +455,297 @@ def aggregate_monitors(
         .sort("model", "domain", "step_number", "group")
     )
     tables.write(monitors, out, tables.MONITORS_SCHEMA)
+
+
+# ---------------------------------------------------------------- assign_test_groups
+def test_group_label(checkpoint_id: str) -> str:
+    return f"test@{checkpoint_id}"
+
+
+def assign_test_groups(
+    model: str,
+    task: str,
+    checkpoint_ids: Sequence[str],
+    checkpoint_steps: Sequence[int],
+    item_tables: Sequence[str],
+    settings: Mapping[str, Any],
+    out: str,
+) -> None:
+    """t# per test item from its 0/1 correctness over every checkpoint (in training order)."""
+    from grokpath import testgroups
+
+    frames = [tables.read(p, tables.EVAL_ITEMS_SCHEMA).sort("item_id") for p in item_tables]
+    items = frames[0]["item_id"]
+    for ckpt, f in zip(checkpoint_ids, frames, strict=True):
+        if not f["item_id"].equals(items):
+            raise ValueError(f"{model}/{ckpt}/{task}: evaluated other test items than the first checkpoint")
+    correct = np.stack([f["correct"].to_numpy() for f in frames], axis=1)
+    index = testgroups.learned_index(correct, settings["min_accuracy"], settings["max_errors"])
+    df = pl.DataFrame(
+        {
+            "model": model,
+            "domain": frames[0]["domain"][0],
+            "task": task,
+            "item_id": items,
+            "learned_at": [checkpoint_ids[i] if i >= 0 else None for i in index],
+            "learned_step": [int(checkpoint_steps[i]) if i >= 0 else None for i in index],
+        },
+        schema_overrides={"learned_at": pl.String, "learned_step": pl.Int64},
+    )
+    tables.write(df, out, tables.TEST_GROUPS_SCHEMA, checkpoints=list(checkpoint_ids), **settings)
+
+
+# ---------------------------------------------------------------- match_groups
+def match_groups(
+    model: str,
+    task: str,
+    train_groups_table: str,
+    samples_table: str,
+    test_groups_table: str,
+    test_set: str,
+    checkpoint_ids: Sequence[str],
+    checkpoint_steps: Sequence[int],
+    out: str,
+) -> None:
+    """Pair memorization groups with test groups by embedding similarity (Hungarian); delay = t# - t*."""
+    from grokpath import embeddings, testgroups
+
+    step_of = dict(zip(checkpoint_ids, checkpoint_steps, strict=True))
+    train = tables.read(train_groups_table, tables.GROUPS_SCHEMA).drop_nulls("memorized_at")
+    texts = dict(tables.read(samples_table, tables.SAMPLES_SCHEMA).select("sample_id", "text").iter_rows())
+    test = tables.read(test_groups_table, tables.TEST_GROUPS_SCHEMA).drop_nulls("learned_at")
+    prompts = {str(r.get("item_id")): r.get("prompt", "") for r in io.read_jsonl(test_set)}
+    domain = test["domain"][0] if test.height else train["domain"][0] if train.height else ""
+    train_ids = [c for c in checkpoint_ids if (train["memorized_at"] == c).any()]
+    test_ids = [c for c in checkpoint_ids if (test["learned_at"] == c).any()]
+    train_members = [train.filter(pl.col("memorized_at") == c)["sample_id"].to_list() for c in train_ids]
+    test_members = [test.filter(pl.col("learned_at") == c)["item_id"].to_list() for c in test_ids]
+    rows = []
+    if train_ids and test_ids:
+        sim = testgroups.group_similarity(
+            [embeddings.embed([texts[s] for s in m]) for m in train_members],
+            [embeddings.embed([prompts[i] for i in m]) for m in test_members],
+        )
+        labels_train = [group_label(c) for c in train_ids]
+        labels_test = [test_group_label(c) for c in test_ids]
+        for m in testgroups.match_groups(labels_train, labels_test, sim):
+            a, b = labels_train.index(m.train_group), labels_test.index(m.test_group)
+            rows.append(
+                {
+                    "model": model,
+                    "domain": domain,
+                    "task": task,
+                    "train_group": m.train_group,
+                    "test_group": m.test_group,
+                    "train_step": step_of[train_ids[a]],
+                    "test_step": step_of[test_ids[b]],
+                    "delay": step_of[test_ids[b]] - step_of[train_ids[a]],
+                    "similarity": m.similarity,
+                    "n_train": len(train_members[a]),
+                    "n_test": len(test_members[b]),
+                }
+            )
+    log.info("%s/%s: %d train groups, %d test groups, %d pairs", model, task, len(train_ids), len(test_ids), len(rows))
+    tables.write(rows, out, tables.MATCHES_SCHEMA, embedding_model="all-MiniLM-L6-v2")
+
+
+# ---------------------------------------------------------------- correlate
+MONITOR_COLUMNS = {
+    "pathway_distance": "mean_distance",
+    "pathway_consistency": "mean_consistency",
+    "training_loss": "mean_training_loss",
+    "training_loss_ma": "training_loss_ma",
+    "validation_loss": "validation_loss",
+}
+
+
+def correlate(
+    monitors_table: str,
+    item_tables: Sequence[str],
+    settings: Mapping[str, Any],
+    seed: int,
+    out_parquet: str,
+    out_csv: str,
+) -> None:
+    """Per (model, domain, task) x monitor: Pearson/Spearman with p-values and bootstrap intervals."""
+    from grokpath import correlation
+
+    monitors = tables.read(monitors_table, tables.MONITORS_SCHEMA).filter(pl.col("group") == GROUP_ALL)
+    monitors = monitors.sort("model", "domain", "step_number").with_columns(
+        training_loss_ma=pl.col("mean_training_loss")
+        .rolling_mean(settings["moving_average"], min_samples=1)
+        .over("model", "domain")
+    )
+    acc = (
+        pl.concat([tables.read(p, tables.EVAL_ITEMS_SCHEMA) for p in item_tables])
+        .group_by("model", "step", "domain", "task")
+        .agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
+    )
+    joined = acc.join(monitors, on=["model", "step", "domain"], how="inner").sort("model", "task", "step_number")
+    rows = []
+    for (model, domain, task), df in joined.group_by("model", "domain", "task", maintain_order=True):
+        steps = df["step"].to_list()
+        if settings["window"] == "rise":
+            keep = correlation.rise_window(df["accuracy"].to_list(), settings["min_points"])
+        elif settings["window"] == "all":
+            keep = list(range(df.height))
+        else:
+            wanted = set(settings["checkpoints"])
+            keep = [i for i, s in enumerate(steps) if s in wanted]
+        window = df[keep]
+        for monitor, column in MONITOR_COLUMNS.items():
+            c = correlation.correlate(
+                window["accuracy"].to_list(), window[column].to_list(), settings["bootstrap"], seed
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "domain": domain,
+                    "task": task,
+                    "monitor": monitor,
+                    "pearson_r": c.pearson_r,
+                    "pearson_p": c.pearson_p,
+                    "pearson_ci_low": c.pearson_ci[0],
+                    "pearson_ci_high": c.pearson_ci[1],
+                    "spearman_rho": c.spearman_rho,
+                    "spearman_p": c.spearman_p,
+                    "spearman_ci_low": c.spearman_ci[0],
+                    "spearman_ci_high": c.spearman_ci[1],
+                    "n_checkpoints": c.n,
+                    "checkpoints": ",".join(window["step"].to_list()),
+                    "window": settings["window"],
+                }
+            )
+    table = tables.frame(rows, tables.CORRELATIONS_SCHEMA)
+    tables.write(table, out_parquet, tables.CORRELATIONS_SCHEMA, seed=seed, **{"window": settings["window"]})
+    with io.atomic_path(out_csv) as tmp:
+        table.write_csv(tmp)
+
+
+# ---------------------------------------------------------------- figures
+# Each figure covers one model; `steps` maps its checkpoint ids to training steps.
+def _step_numbers(model: str, steps: Mapping[str, int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"model": model, "step": s, "step_number": n} for s, n in steps.items()],
+        schema={"model": pl.String, "step": pl.String, "step_number": pl.Int64},
+    )
+
+
+def _accuracy(model: str, item_tables: Sequence[str], steps: Mapping[str, int]) -> pl.DataFrame:
+    return (
+        pl.concat([tables.read(p, tables.EVAL_ITEMS_SCHEMA) for p in item_tables])
+        .group_by("model", "step", "domain", "task")
+        .agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
+        .join(_step_numbers(model, steps), on=["model", "step"])
+    )
+
+
+def _monitors(model: str, monitors_table: str) -> pl.DataFrame:
+    return tables.read(monitors_table, tables.MONITORS_SCHEMA).filter(pl.col("model") == model)
+
+
+def plot_trajectory(trajectory: str, summary: str, png: str, pdf: str) -> None:
+    import json
+
+    from grokpath import figures
+
+    figures.trajectory(
+        tables.read(trajectory, tables.TRAJECTORY_SCHEMA), json.loads(Path(summary).read_text()), png, pdf
+    )
+
+
+def plot_memorized_counts(
+    model: str, steps: Mapping[str, int], group_tables: Sequence[str], item_tables: Sequence[str], png: str, pdf: str
+) -> None:
+    from grokpath import figures
+
+    groups = pl.concat([tables.read(p, tables.GROUPS_SCHEMA) for p in group_tables])
+    figures.memorized_counts(groups, _accuracy(model, item_tables, steps), dict(steps), png, pdf)
+
+
+def plot_monitor_by_group(
+    model: str, steps: Mapping[str, int], monitors_table: str, monitor: str, png: str, pdf: str
+) -> None:
+    """Fig 4 (monitor "pathway_distance") or Fig 6 ("pathway_consistency") per memorization group."""
+    from grokpath import figures
+
+    monitors = _monitors(model, monitors_table)
+    if monitor == "pathway_distance":
+        figures.monitor_by_group(
+            monitors,
+            dict(steps),
+            "mean_distance",
+            "mean pathway edit distance (characters)",
+            "Pathway distance within memorization groups, with group training loss (paper Fig. 4)",
+            png,
+            pdf,
+            with_loss=True,
+            fit_after_t=True,
+        )
+    elif monitor == "pathway_consistency":
+        figures.monitor_by_group(
+            monitors,
+            dict(steps),
+            "mean_consistency",
+            "mean pathway consistency C (unitless)",
+            "Pathway consistency of memorization groups (paper Fig. 6)",
+            png,
+            pdf,
+            fit_after_t=True,
+        )
+    else:
+        raise ValueError(f"monitor must be pathway_distance or pathway_consistency, got {monitor!r}")
+
+
+def plot_layerwise_distance(
+    model: str, steps: Mapping[str, int], distance_tables: Sequence[str], png: str, pdf: str
+) -> None:
+    from grokpath import figures
+
+    dist = pl.concat([tables.read(p, tables.DISTANCE_SCHEMA) for p in distance_tables])
+    figures.layerwise_distance(dist.join(_step_numbers(model, steps), on=["model", "step"]), png, pdf)
+
+
+def plot_accuracy_vs_monitors(
+    model: str, steps: Mapping[str, int], monitors_table: str, item_tables: Sequence[str], png: str, pdf: str
+) -> None:
+    from grokpath import figures
+
+    monitors = _monitors(model, monitors_table).filter(pl.col("group") == GROUP_ALL)
+    monitors = monitors.sort("domain", "step_number").with_columns(
+        training_loss_ma=pl.col("mean_training_loss").rolling_mean(3, min_samples=1).over("domain")
+    )
+    joined = _accuracy(model, item_tables, steps).join(monitors.drop("step_number"), on=["model", "step", "domain"])
+    figures.accuracy_vs_monitors(joined, dict(MONITOR_COLUMNS), png, pdf)
+
+
+def plot_correlation_table(model: str, correlations: str, png: str, pdf: str) -> None:
+    from grokpath import figures
+
+    corr = tables.read(correlations, tables.CORRELATIONS_SCHEMA).filter(pl.col("model") == model)
+    figures.correlation_table(corr, png, pdf)
+
+
+def plot_local_grokking(
+    model: str,
+    steps: Mapping[str, int],
+    match_tables: Sequence[str],
+    test_group_tables: Sequence[str],
+    item_tables: Sequence[str],
+    monitors_table: str,
+    png: str,
+    pdf: str,
+) -> None:
+    from grokpath import figures
+
+    matches = pl.concat([tables.read(p, tables.MATCHES_SCHEMA) for p in match_tables])
+    groups = pl.concat([tables.read(p, tables.TEST_GROUPS_SCHEMA) for p in test_group_tables]).drop_nulls("learned_at")
+    items = pl.concat([tables.read(p, tables.EVAL_ITEMS_SCHEMA) for p in item_tables])
+    test_acc = (
+        items.join(groups.select("model", "task", "item_id", "learned_at"), on=["model", "task", "item_id"])
+        .with_columns(test_group=pl.lit("test@") + pl.col("learned_at"))
+        .group_by("model", "step", "task", "test_group")
+        .agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
+        .join(_step_numbers(model, steps), on=["model", "step"])
+    )
+    figures.local_grokking(matches, _monitors(model, monitors_table), test_acc, png, pdf)

@@ -112,6 +112,68 @@ DISTANCE_SCHEMA = pa.schema(
     ]
 )
 
+EVAL_ITEMS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("doc_id", pa.int64(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("prompt", pa.string(), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
+        pa.field("prediction", pa.string(), nullable=False),
+        pa.field("correct", pa.int8(), nullable=False),
+    ]
+)
+
+TEST_GROUPS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _DOMAIN,
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("learned_at", pa.string()),
+        pa.field("learned_step", pa.int64()),
+    ]
+)
+
+MATCHES_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _DOMAIN,
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("train_group", pa.string(), nullable=False),
+        pa.field("test_group", pa.string(), nullable=False),
+        pa.field("train_step", pa.int64(), nullable=False),
+        pa.field("test_step", pa.int64(), nullable=False),
+        pa.field("delay", pa.int64(), nullable=False),
+        pa.field("similarity", pa.float64(), nullable=False),
+        pa.field("n_train", pa.int64(), nullable=False),
+        pa.field("n_test", pa.int64(), nullable=False),
+    ]
+)
+
+CORRELATIONS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _DOMAIN,
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("monitor", pa.string(), nullable=False),
+        pa.field("pearson_r", pa.float64()),
+        pa.field("pearson_p", pa.float64()),
+        pa.field("pearson_ci_low", pa.float64()),
+        pa.field("pearson_ci_high", pa.float64()),
+        pa.field("spearman_rho", pa.float64()),
+        pa.field("spearman_p", pa.float64()),
+        pa.field("spearman_ci_low", pa.float64()),
+        pa.field("spearman_ci_high", pa.float64()),
+        pa.field("n_checkpoints", pa.int64(), nullable=False),
+        pa.field("checkpoints", pa.string(), nullable=False),
+        pa.field("window", pa.string(), nullable=False),
+    ]
+)
+
 MONITORS_SCHEMA = pa.schema(
     [
         *_KEYS,

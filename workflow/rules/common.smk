@@ -18,6 +18,10 @@ wildcard_constraints:
     model=_alternatives(MODELS),
     step=_alternatives(c["id"] for m in MODELS.values() for c in m["checkpoints"]),
     domain=_alternatives(DOMAINS),
+    task=_alternatives(
+        t["name"] for d in config["domains"].values() for t in d["tasks"]
+    )
+    or "$^",
 
 
 def checkpoint_ids(model):
@@ -125,3 +129,142 @@ def per_checkpoint(pattern):
         for s in checkpoint_ids(m)
         for d in DOMAINS
     ]
+
+
+# ----- run_lm_eval
+EVAL_TASKS = [
+    {**task, "domain": domain}
+    for domain, spec in config["domains"].items()
+    for task in spec["tasks"]
+]
+TASK_NAMES = [t["name"] for t in EVAL_TASKS]
+
+
+def eval_test_sets(wildcards):
+    """The test set of every domain that has a benchmark."""
+    return {
+        d: f"results/samples/{wildcards.model}/{d}.test.jsonl"
+        for d in sorted({t["domain"] for t in EVAL_TASKS})
+    }
+
+
+def eval_outputs(pattern):
+    """`pattern` over every (model, checkpoint, task)."""
+    return [
+        pattern.format(model=m, step=s, task=t)
+        for m in MODELS
+        for s in checkpoint_ids(m)
+        for t in TASK_NAMES
+    ]
+
+
+def eval_inputs(wildcards):
+    return {
+        "checkpoint": f"resources/checkpoints/{wildcards.model}/{wildcards.step}/manifest.json",
+        **eval_test_sets(wildcards),
+    }
+
+
+# ----- assign_test_groups, match_groups, correlate
+def task_domain(wildcards):
+    return next(t["domain"] for t in EVAL_TASKS if t["name"] == wildcards.task)
+
+
+def task_item_tables(wildcards):
+    return expand(
+        "results/evals/{model}/{step}/{task}.samples.parquet",
+        model=wildcards.model,
+        step=checkpoint_ids(wildcards.model),
+        task=wildcards.task,
+    )
+
+
+def match_inputs(wildcards):
+    domain = task_domain(wildcards)
+    return {
+        "train_groups": f"results/groups/{wildcards.model}/{domain}.parquet",
+        "samples": f"results/samples/{wildcards.model}/{domain}.parquet",
+        "test_groups": f"results/test_groups/{wildcards.model}/{wildcards.task}.parquet",
+        "test_set": f"results/samples/{wildcards.model}/{domain}.test.jsonl",
+    }
+
+
+def per_model_task(pattern):
+    return [pattern.format(model=m, task=t) for m in MODELS for t in TASK_NAMES]
+
+
+# ----- figures (one model each)
+def steps_of(wildcards):
+    return model_steps()[wildcards.model]
+
+
+def model_items(wildcards):
+    return [
+        f"results/evals/{wildcards.model}/{s}/{t}.samples.parquet"
+        for s in checkpoint_ids(wildcards.model)
+        for t in TASK_NAMES
+    ]
+
+
+def model_groups(wildcards):
+    return expand(
+        "results/groups/{model}/{domain}.parquet", model=wildcards.model, domain=DOMAINS
+    )
+
+
+def model_distances(wildcards):
+    return [
+        f"results/distance/{wildcards.model}/{s}/{d}.parquet"
+        for s in checkpoint_ids(wildcards.model)
+        for d in DOMAINS
+    ]
+
+
+def model_matches(wildcards):
+    return expand(
+        "results/matching/{model}/{task}.parquet",
+        model=wildcards.model,
+        task=TASK_NAMES,
+    )
+
+
+def model_test_groups(wildcards):
+    return expand(
+        "results/test_groups/{model}/{task}.parquet",
+        model=wildcards.model,
+        task=TASK_NAMES,
+    )
+
+
+FIGURES = [
+    "fig1_memorized_counts",
+    "fig2_local_grokking",
+    "fig4_distance_groups",
+    "fig5_layerwise_distance",
+    "fig6_consistency_groups",
+    "fig7_accuracy_vs_monitors",
+    "table1_correlations",
+]
+
+
+def figure_outputs():
+    out = [
+        f"results/figures/{m}/{f}.{ext}"
+        for m in MODELS
+        for f in (
+            FIGURES
+            if TASK_NAMES
+            else [
+                "fig4_distance_groups",
+                "fig5_layerwise_distance",
+                "fig6_consistency_groups",
+            ]
+        )
+        for ext in ("png", "pdf")
+    ]
+    out += [
+        f"results/figures/{m}/pretrain_trajectory.{ext}"
+        for m in PRETRAIN_MODELS
+        for ext in ("png", "pdf")
+    ]
+    return out

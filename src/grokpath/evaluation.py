@@ -1,0 +1,146 @@
+"""Benchmarks per checkpoint through lm-evaluation-harness, called as a library.
+
+`lm_eval.simple_evaluate` runs in-process on the already loaded model (HFLM accepts a model
+object); the CLI is avoided because it writes timestamped file names a workflow cannot track.
+Local tasks are declarative YAMLs in workflow/lm_eval_tasks/ over test sets the workflow writes;
+any other task name is looked up among lm-eval's own tasks. Each checkpoint gets its own response
+cache: lm-eval's cache is keyed by request, not by model, so a shared one would silently return
+the first checkpoint's answers for every later one.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+TASKS_DIR = Path(__file__).resolve().parents[2] / "workflow" / "lm_eval_tasks"
+LOCAL_KINDS = {"generate": "grokpath_generate.yaml", "choice": "grokpath_choice.yaml"}
+# The per-item score each kind reports in lm-eval's logged samples.
+_ITEM_METRICS = ("exact_match", "acc")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One benchmark of a domain: `name` is the {task} wildcard; `task` a local kind or an lm-eval task."""
+
+    name: str
+    domain: str
+    task: str
+    num_fewshot: int = 0
+    limit: int | None = None
+
+
+def local_task_config(kind: str, name: str, test_path: str | Path) -> dict[str, Any]:
+    """The local YAML of `kind`, renamed to `name` and pointed at `test_path`."""
+    if kind not in LOCAL_KINDS:
+        raise ValueError(f"local task kind must be one of {sorted(LOCAL_KINDS)}, got {kind!r}")
+    config = yaml.safe_load((TASKS_DIR / LOCAL_KINDS[kind]).read_text())
+    config = copy.deepcopy(config)
+    config["task"] = f"grokpath_{name}"
+    config["dataset_kwargs"] = {"data_files": {"test": str(Path(test_path).resolve())}}
+    return config
+
+
+def check_task_names(names: list[str]) -> None:
+    """Fail before any model is loaded when a non-local task name is unknown to lm-eval."""
+    unknown = [n for n in names if n not in LOCAL_KINDS]
+    if not unknown:
+        return
+    from lm_eval.tasks import TaskManager
+
+    known = set(TaskManager().all_tasks)
+    for name in unknown:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(
+                f"unknown benchmark task {name!r}: neither a local kind {sorted(LOCAL_KINDS)} nor an lm-eval task{hint}"
+            )
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    specs: list[TaskSpec],
+    test_paths: dict[str, str],
+    cache_path: str | Path,
+    batch_size: int = 32,
+    device: str = "cpu",
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Run every spec on one checkpoint; returns {spec.name: {"results": ..., "samples": [...]}}."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, add_bos_token=True)
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=any(s.task not in LOCAL_KINDS for s in specs))
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        if spec.task in LOCAL_KINDS:
+            task: str | dict[str, Any] = local_task_config(spec.task, spec.name, test_paths[spec.domain])
+            key = task["task"]  # type: ignore[index]
+        else:
+            task = key = spec.task
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        res = simple_evaluate(
+            model=lm,
+            tasks=[task],
+            num_fewshot=spec.num_fewshot,
+            limit=spec.limit,
+            use_cache=str(cache_path),
+            task_manager=manager,
+            log_samples=True,
+            bootstrap_iters=0,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
+        if res is None:
+            raise RuntimeError(f"lm-eval returned no results for {spec.name}")
+        out[spec.name] = {
+            "results": res["results"][key],
+            "n_shot": res.get("n-shot", {}).get(key),
+            "versions": res.get("versions", {}).get(key),
+            "config": res.get("configs", {}).get(key),
+            "lm_eval_version": res.get("lm_eval_version") or _lm_eval_version(),
+            "samples": res["samples"][key],
+        }
+    return out
+
+
+def item_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per test item: doc_id, 0/1 correctness, and what identifies the item."""
+    rows = []
+    for s in samples:
+        metric = next((m for m in _ITEM_METRICS if m in s), None)
+        if metric is None:
+            raise ValueError(f"logged sample has none of the per-item metrics {_ITEM_METRICS}: {sorted(s)}")
+        doc = s.get("doc", {})
+        resp = s.get("filtered_resps") or s.get("resps")
+        rows.append(
+            {
+                "doc_id": int(s["doc_id"]),
+                "item_id": str(doc.get("item_id", s["doc_id"])),
+                "prompt": str(doc.get("prompt", doc.get("question", ""))),
+                "target": str(s.get("target", "")),
+                "prediction": str(resp[0] if isinstance(resp, list) and resp else resp),
+                "correct": int(float(s[metric]) > 0.5),
+            }
+        )
+    return rows
+
+
+def _lm_eval_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("lm-eval")

@@ -1,0 +1,270 @@
+"""The paper's figures, reproduced on any series: each a function from tables to a PNG and a PDF.
+
+Every figure stands on its own: a title saying what it shows, axis labels with units, legends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+
+from grokpath.io import atomic_path
+
+MEMORIZED_PREFIX = "pretrain@"
+
+
+def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
+    for path in (png, pdf):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[plt.Figure, list[plt.Axes]]:
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(width * max(n, 1), height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def trajectory(traj: pl.DataFrame, summary: dict, png: str, pdf: str) -> None:
+    """Training loss and train/held-out accuracy of the tiny series, per domain, with the measured
+    convergence and rise steps marked."""
+    domains = traj["domain"].unique(maintain_order=True).to_list()
+    fig, axes = _panels(len(domains))
+    for ax, domain in zip(axes, domains, strict=True):
+        d = traj.filter(pl.col("domain") == domain).sort("step")
+        ax.plot(d["step"], d["train_accuracy"], color="tab:blue", label="train accuracy")
+        ax.plot(d["step"], d["test_accuracy"], color="tab:red", label="held-out accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("accuracy (fraction correct)")
+        loss_ax = ax.twinx()
+        loss_ax.plot(d["step"], d["train_loss"], color="tab:gray", linestyle="--", label="training loss")
+        loss_ax.set_ylabel("training loss (nats/token)")
+        s = summary.get(domain, {})
+        for key, style, label in (
+            ("loss_converged_step", ":", "loss flat"),
+            ("test_accuracy_rise_step", "-.", "held-out rise"),
+        ):
+            if s.get(key) is not None:
+                ax.axvline(s[key], color="black", linestyle=style, linewidth=1, label=f"{label} (step {s[key]})")
+        ax.set_title(domain)
+        lines = ax.get_legend_handles_labels()
+        more = loss_ax.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="center right")
+    fig.suptitle("Tiny MoE pretraining: training loss flattens before held-out accuracy rises")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def memorized_counts(groups: pl.DataFrame, accuracy: pl.DataFrame, steps: dict[str, int], png: str, pdf: str) -> None:
+    """Fig 1: samples memorized at each checkpoint (bars) with benchmark accuracy (line), per domain."""
+    domains = groups["domain"].unique(maintain_order=True).to_list()
+    fig, axes = _panels(len(domains))
+    order = sorted(steps, key=steps.get)
+    for ax, domain in zip(axes, domains, strict=True):
+        g = groups.filter(pl.col("domain") == domain)
+        counts = [int((g["memorized_at"] == c).sum()) for c in order]
+        x = [steps[c] for c in order]
+        width = 0.6 * (min(np.diff(x)) if len(x) > 1 else 1)
+        ax.bar(x, counts, width=width, color="tab:blue", alpha=0.6, label="newly memorized samples")
+        ax.bar(x, np.cumsum(counts), width=width, color="none", edgecolor="tab:blue", label="memorized so far")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("samples (count)")
+        acc_ax = ax.twinx()
+        for task, a in accuracy.filter(pl.col("domain") == domain).group_by("task", maintain_order=True):
+            a = a.sort("step_number")
+            acc_ax.plot(a["step_number"], a["accuracy"], marker="o", label=f"{task[0]} accuracy")
+        acc_ax.set_ylim(-0.02, 1.02)
+        acc_ax.set_ylabel("benchmark accuracy (fraction)")
+        ax.set_title(domain)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = acc_ax.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+    fig.suptitle("Memorization over checkpoints and benchmark accuracy (paper Fig. 1)")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def _group_curves(monitors: pl.DataFrame, domain: str, column: str) -> list[tuple[str, pl.DataFrame]]:
+    d = monitors.filter((pl.col("domain") == domain) & pl.col("group").str.starts_with(MEMORIZED_PREFIX))
+    return [(str(g[0]), df.sort("step_number")) for g, df in d.group_by("group", maintain_order=True)]
+
+
+def monitor_by_group(
+    monitors: pl.DataFrame,
+    steps: dict[str, int],
+    column: str,
+    ylabel: str,
+    title: str,
+    png: str,
+    pdf: str,
+    with_loss: bool = False,
+    fit_after_t: bool = False,
+) -> None:
+    """Figs 4 and 6: a monitor per memorization group against the step, t* marked; optionally the
+    group's training loss on a second axis and a linear trend fitted from t* on."""
+    domains = monitors["domain"].unique(maintain_order=True).to_list()
+    fig, axes = _panels(len(domains))
+    colors = plt.get_cmap("viridis")
+    for ax, domain in zip(axes, domains, strict=True):
+        curves = _group_curves(monitors, domain, column)
+        loss_ax = ax.twinx() if with_loss else None
+        for k, (group, df) in enumerate(curves):
+            color = colors(k / max(1, len(curves) - 1))
+            t_star = steps[group.removeprefix(MEMORIZED_PREFIX)]
+            ax.plot(
+                df["step_number"],
+                df[column],
+                marker="o",
+                markersize=3,
+                color=color,
+                label=f"{group} (n={df['n_samples'][0]})",
+            )
+            ax.axvline(t_star, color=color, linewidth=0.6, linestyle=":")
+            after = df.filter(pl.col("step_number") >= t_star).drop_nulls(column)
+            if fit_after_t and after.height >= 2:
+                slope, icpt = np.polyfit(after["step_number"].to_numpy(), after[column].to_numpy(), 1)
+                xs = after["step_number"].to_numpy()
+                ax.plot(xs, slope * xs + icpt, color=color, linestyle="--", linewidth=1)
+            if loss_ax is not None:
+                loss_ax.plot(df["step_number"], df["mean_training_loss"], color=color, alpha=0.4, linestyle="-.")
+        if loss_ax is not None:
+            loss_ax.set_ylabel("group training loss (nats/token, dash-dot)")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(domain)
+        if curves:
+            ax.legend(fontsize=6, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no memorization groups", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def layerwise_distance(distance: pl.DataFrame, png: str, pdf: str) -> None:
+    """Fig 5: per-layer pathway distance of all samples against the step, one panel per layer."""
+    d = distance.filter(pl.col("layer").is_not_null() & (pl.col("group") == "all"))
+    layers = sorted(d["layer"].unique().to_list())
+    fig, axes = _panels(len(layers), width=3.2, height=3.0)
+    for ax, layer in zip(axes, layers, strict=True):
+        for (domain,), df in d.filter(pl.col("layer") == layer).group_by("domain", maintain_order=True):
+            df = df.sort("step_number")
+            ax.plot(df["step_number"], df["mean_distance"], marker="o", markersize=3, label=str(domain))
+        ax.set_title(f"layer {layer}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("mean edit distance (characters)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Layer-wise pathway distance, all samples (paper Fig. 5)")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def accuracy_vs_monitors(joined: pl.DataFrame, monitors: dict[str, str], png: str, pdf: str) -> None:
+    """Fig 7: benchmark accuracy against each monitor across checkpoints, with a least-squares
+    line and its MSE and R^2, one row per task."""
+    tasks = joined["task"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(len(tasks), len(monitors), figsize=(3.3 * len(monitors), 3.0 * len(tasks)), squeeze=False)
+    for row, task in zip(axes, tasks, strict=True):
+        d = joined.filter(pl.col("task") == task)
+        for ax, (name, column) in zip(row, monitors.items(), strict=True):
+            dd = d.drop_nulls(column).filter(pl.col(column).is_finite())
+            x, y = dd[column].to_numpy(), dd["accuracy"].to_numpy()
+            ax.scatter(x, y, c=dd["step_number"].to_numpy(), cmap="viridis", s=18)
+            if len(x) >= 2 and np.ptp(x) > 0:
+                slope, icpt = np.polyfit(x, y, 1)
+                pred = slope * x + icpt
+                mse = float(np.mean((y - pred) ** 2))
+                r2 = 1 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-12))
+                xs = np.linspace(x.min(), x.max(), 20)
+                ax.plot(xs, slope * xs + icpt, color="black", linewidth=1)
+                ax.set_title(f"{task}\nMSE {mse:.3g}, R² {r2:.2f}", fontsize=8)
+            else:
+                ax.set_title(task, fontsize=8)
+            ax.set_xlabel(name.replace("_", " "))
+            ax.set_ylabel("accuracy (fraction)")
+    fig.suptitle("Benchmark accuracy vs each monitor, all checkpoints (colour: step) (paper Fig. 7)")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def correlation_table(corr: pl.DataFrame, png: str, pdf: str) -> None:
+    """Table 1 rendered: Pearson r and Spearman rho with their 95% bootstrap intervals."""
+    rows = []
+    for r in corr.iter_rows(named=True):
+        rows.append(
+            [
+                f"{r['domain']}/{r['task']}",
+                r["monitor"].replace("_", " "),
+                f"{r['pearson_r']:.2f} [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]",
+                f"{r['spearman_rho']:.2f} [{r['spearman_ci_low']:.2f}, {r['spearman_ci_high']:.2f}]",
+                f"{r['pearson_p']:.2g}",
+                str(r["n_checkpoints"]),
+            ]
+        )
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.2))
+    ax.axis("off")
+    table = ax.table(
+        cellText=rows or [["-"] * 6],
+        colLabels=["benchmark", "monitor", "Pearson r [95% CI]", "Spearman rho [95% CI]", "Pearson p", "n ckpts"],
+        loc="center",
+        cellLoc="left",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1, 1.25)
+    ax.set_title("Accuracy vs monitors over the rise window (paper Table 1)")
+    save(fig, png, pdf)
+
+
+def local_grokking(matches: pl.DataFrame, monitors: pl.DataFrame, test_acc: pl.DataFrame, png: str, pdf: str) -> None:
+    """Fig 2: for each matched pair, the memorization group's training loss and the matched test
+    group's accuracy against the step, with the delay t# - t* marked."""
+    pairs = list(matches.iter_rows(named=True))
+    fig, axes = _panels(len(pairs) or 1)
+    for ax, p in zip(axes, pairs, strict=False):
+        g = monitors.filter((pl.col("domain") == p["domain"]) & (pl.col("group") == p["train_group"])).sort(
+            "step_number"
+        )
+        ax.plot(
+            g["step_number"],
+            g["mean_training_loss"],
+            color="tab:blue",
+            marker="o",
+            markersize=3,
+            label=f"{p['train_group']} loss",
+        )
+        ax.set_xlabel("training step")
+        ax.set_ylabel("training loss (nats/token)")
+        acc_ax = ax.twinx()
+        t = test_acc.filter((pl.col("task") == p["task"]) & (pl.col("test_group") == p["test_group"])).sort(
+            "step_number"
+        )
+        acc_ax.plot(
+            t["step_number"],
+            t["accuracy"],
+            color="tab:red",
+            marker="s",
+            markersize=3,
+            label=f"{p['test_group']} accuracy",
+        )
+        acc_ax.set_ylim(-0.02, 1.02)
+        acc_ax.set_ylabel("test-group accuracy (fraction)")
+        ax.axvspan(p["train_step"], p["test_step"], color="gray", alpha=0.15)
+        ax.set_title(f"{p['task']}: delay {p['delay']} steps (sim {p['similarity']:.2f})", fontsize=8)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = acc_ax.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=6)
+    if not pairs:
+        axes[0].text(0.5, 0.5, "no matched groups", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].axis("off")
+    fig.suptitle("Local grokking: memorization group loss vs matched test group accuracy (paper Fig. 2)")
+    fig.tight_layout()
+    save(fig, png, pdf)

@@ -1,0 +1,104 @@
+import json
+
+import pytest
+import torch
+from transformers import OlmoeConfig, OlmoeForCausalLM
+
+from grokpath import evaluation
+from grokpath.tokenizer import train_word_tokenizer
+
+ITEMS = [
+    {
+        "item_id": f"m-{i}",
+        "prompt": f"{a} + {b} =",
+        "answer": str((a + b) % 5),
+        # the answer first, then three other digits
+        "choices": [str((a + b) % 5), *[c for c in "01234" if c != str((a + b) % 5)][:3]],
+        "label": 0,
+    }
+    for i, (a, b) in enumerate([(1, 2), (2, 2), (3, 4), (0, 1), (4, 4), (2, 3)])
+]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_word_tokenizer(["0 1 2 3 4 + ="])
+
+
+def _model(tok, seed):
+    cfg = OlmoeConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(seed)
+    return OlmoeForCausalLM(cfg).eval()
+
+
+@pytest.fixture
+def test_set(tmp_path):
+    path = tmp_path / "math.test.jsonl"
+    path.write_text("".join(json.dumps(it) + "\n" for it in ITEMS))
+    return str(path)
+
+
+SPECS = [
+    evaluation.TaskSpec(name="math_generate", domain="math", task="generate"),
+    evaluation.TaskSpec(name="math_choice", domain="math", task="choice"),
+]
+
+
+def _calls(model):
+    counter = {"n": 0}
+
+    def hook(*_):
+        counter["n"] += 1
+
+    model.register_forward_hook(hook)
+    return counter
+
+
+def test_local_tasks_score_every_item(tok, test_set, tmp_path):
+    model = _model(tok, 0)
+    out = evaluation.evaluate(model, tok, SPECS, {"math": test_set}, tmp_path / "cache_a", batch_size=4)
+    for spec in SPECS:
+        rows = evaluation.item_rows(out[spec.name]["samples"])
+        assert sorted(r["doc_id"] for r in rows) == list(range(len(ITEMS)))
+        assert {r["correct"] for r in rows} <= {0, 1}
+        assert {r["item_id"] for r in rows} == {it["item_id"] for it in ITEMS}
+        metric = "exact_match,first_word" if spec.task == "generate" else "acc,none"
+        assert out[spec.name]["results"][metric] == pytest.approx(sum(r["correct"] for r in rows) / len(rows))
+
+
+def test_second_run_uses_the_cache_and_checkpoints_never_share_it(tok, test_set, tmp_path):
+    a, b = _model(tok, 0), _model(tok, 1)
+    first = evaluation.evaluate(a, tok, SPECS[1:], {"math": test_set}, tmp_path / "a", batch_size=4)
+    calls = _calls(a)
+    again = evaluation.evaluate(a, tok, SPECS[1:], {"math": test_set}, tmp_path / "a", batch_size=4)
+    assert calls["n"] == 0  # every request answered from checkpoint a's cache
+    assert again["math_choice"]["samples"][0]["resps"] == first["math_choice"]["samples"][0]["resps"]
+    calls_b = _calls(b)
+    other = evaluation.evaluate(b, tok, SPECS[1:], {"math": test_set}, tmp_path / "b", batch_size=4)
+    assert calls_b["n"] > 0  # checkpoint b has its own cache, so its model really ran
+    assert [s["resps"] for s in other["math_choice"]["samples"]] != [
+        s["resps"] for s in first["math_choice"]["samples"]
+    ]
+
+
+def test_unknown_task_suggests_close_names():
+    with pytest.raises(ValueError, match=r"unknown benchmark task 'hellaswagg'.*did you mean \['hellaswag'"):
+        evaluation.check_task_names(["generate", "hellaswagg"])
+
+
+def test_unknown_local_kind():
+    with pytest.raises(ValueError, match="local task kind must be one of"):
+        evaluation.local_task_config("rank", "x", "t.jsonl")

@@ -1,0 +1,36 @@
+# Only when some domain has benchmarks: the rule has one output per task.
+if TASK_NAMES:
+
+    rule run_lm_eval:
+        input:
+            unpack(eval_inputs),
+        output:
+            results=expand(
+                "results/evals/{{model}}/{{step}}/{task}.json", task=TASK_NAMES
+            ),
+            evals=expand(
+                "results/evals/{{model}}/{{step}}/{task}.samples.parquet",
+                task=TASK_NAMES,
+            ),
+        log:
+            "logs/run_lm_eval/{model}/{step}.log",
+        benchmark:
+            "benchmarks/run_lm_eval/{model}/{step}.tsv"
+        conda:
+            "../../envs/grokpath.yaml"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            tasks=EVAL_TASKS,
+            task_names=TASK_NAMES,
+            cache="results/evals/{model}/{step}/lm_eval_cache",
+            settings=config["evaluation"],
+            seed=config["seed"],
+        script:
+            "../scripts/run_lm_eval.py"
+
+    rule all_evals:
+        input:
+            eval_outputs("results/evals/{model}/{step}/{task}.json"),

@@ -1,0 +1,15 @@
+from grokpath.logs import logged
+from grokpath.stages import match_groups
+
+with logged(snakemake.log[0]):
+    match_groups(
+        model=snakemake.wildcards.model,
+        task=snakemake.wildcards.task,
+        train_groups_table=snakemake.input.train_groups,
+        samples_table=snakemake.input.samples,
+        test_groups_table=snakemake.input.test_groups,
+        test_set=snakemake.input.test_set,
+        checkpoint_ids=snakemake.params.checkpoint_ids,
+        checkpoint_steps=snakemake.params.checkpoint_steps,
+        out=snakemake.output[0],
+    )

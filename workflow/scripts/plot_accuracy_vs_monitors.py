@@ -1,0 +1,12 @@
+from grokpath.logs import logged
+from grokpath.stages import plot_accuracy_vs_monitors
+
+with logged(snakemake.log[0]):
+    plot_accuracy_vs_monitors(
+        model=snakemake.wildcards.model,
+        steps=snakemake.params.steps,
+        monitors_table=snakemake.input.monitors,
+        item_tables=list(snakemake.input.evals),
+        png=snakemake.output.png,
+        pdf=snakemake.output.pdf,
+    )
