@@ -43,6 +43,7 @@ include: "workflow/rules/monitors.smk"
 include: "workflow/rules/eval.smk"
 include: "workflow/rules/testgroups.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/ablation.smk"
 
 
 rule all:

@@ -179,6 +179,11 @@ def test_outputs_have_their_schemas_and_sane_values(workdir):
         matches = tables.read(wd / f"results/matching/tiny/{task}.parquet", tables.MATCHES_SCHEMA)
         assert matches["similarity"].is_between(-1, 1).all()
         assert (matches["delay"] == matches["test_step"] - matches["train_step"]).all()
+    ablation = tables.read(wd / "results/ablation/tau/tiny/step000020/math.parquet", tables.TAU_ABLATION_SCHEMA)
+    assert sorted(ablation["tau"].unique()) == [0.5, 0.6, 0.7, 0.8]
+    at_07 = ablation.filter((pl.col("tau") == 0.7) & (pl.col("group") == "all"))["mean_distance"][0]
+    dist = tables.read(wd / "results/distance/tiny/step000020/math.parquet", tables.DISTANCE_SCHEMA)
+    assert at_07 == dist.filter((pl.col("group") == "all") & pl.col("layer").is_null())["mean_distance"][0]
     corr = tables.read(wd / "results/tables/correlations.parquet", tables.CORRELATIONS_SCHEMA)
     assert set(corr["monitor"]) == {
         "pathway_distance",
@@ -200,6 +205,7 @@ def test_outputs_have_their_schemas_and_sane_values(workdir):
         "fig6_consistency_groups",
         "fig7_accuracy_vs_monitors",
         "table1_correlations",
+        "fig9_tau_ablation",
     ):
         png = (wd / f"results/figures/tiny/{fig}.png").read_bytes()
         assert png.startswith(b"\x89PNG"), fig
@@ -246,6 +252,8 @@ def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir
         "correlate": 1,
         **dict.fromkeys(FIGURES_ON_MONITORS, 1),
         "plot_memorized_counts": 1,
+        "ablate_tau": 6,  # groups changed, so every checkpoint's ablation
+        "plot_tau_ablation": 1,
         "all": 1,
     }
     before = (wd / "results/routing/tiny/step000010/math.parquet").stat().st_mtime_ns

@@ -268,3 +268,21 @@ def local_grokking(matches: pl.DataFrame, monitors: pl.DataFrame, test_acc: pl.D
     fig.suptitle("Local grokking: memorization group loss vs matched test group accuracy (paper Fig. 2)")
     fig.tight_layout()
     save(fig, png, pdf)
+
+
+def tau_ablation(ablation: pl.DataFrame, png: str, pdf: str) -> None:
+    """Fig 9: mean pathway distance of all samples against the step, one line per tau."""
+    d = ablation.filter((pl.col("group") == "all") & pl.col("layer").is_null())
+    domains = d["domain"].unique(maintain_order=True).to_list()
+    fig, axes = _panels(len(domains))
+    for ax, domain in zip(axes, domains, strict=True):
+        for (tau,), df in d.filter(pl.col("domain") == domain).sort("tau").group_by("tau", maintain_order=True):
+            df = df.sort("step_number")
+            ax.plot(df["step_number"], df["mean_distance"], marker="o", markersize=3, label=f"tau = {tau:g}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("mean pathway edit distance (characters)")
+        ax.set_title(domain)
+        ax.legend(fontsize=7)
+    fig.suptitle("Pathway distance at each threshold tau, all samples (paper Fig. 9)")
+    fig.tight_layout()
+    save(fig, png, pdf)

@@ -368,15 +368,31 @@ def pathway_distance(
     paths = tables.read(pathways_table, tables.PATHWAYS_SCHEMA)
     by_id = dict(zip(paths["sample_id"].to_list(), paths["pathway"].to_list(), strict=True))
     groups = tables.read(groups_table, tables.GROUPS_SCHEMA)
+    rows = group_distances(model, step, domain, by_id, groups, checkpoint_ids, settings, seed)
+    tables.write(rows, out, tables.DISTANCE_SCHEMA, seed=seed, **{"max_pairs": settings["max_pairs"]})
+
+
+def group_distances(
+    model: str,
+    step: str,
+    domain: str,
+    by_id: Mapping[str, str],
+    groups: pl.DataFrame,
+    checkpoint_ids: Sequence[str],
+    settings: Mapping[str, Any],
+    seed: int,
+    layerwise: bool | None = None,
+) -> list[dict[str, Any]]:
+    """DISTANCE_SCHEMA rows: mean pairwise distance per memorization group and "all" (and per layer)."""
     if set(groups["sample_id"]) != set(by_id):
         raise ValueError(f"{model}/{step}/{domain}: pathways and memorization groups cover different samples")
     level = settings["level"]
-    n_layers = len(paths["experts_per_layer"][0])
+    n_layers = len(next(iter(by_id.values())).split(pathways.LAYER_SEP))
+    per_layer = settings["layerwise"] if layerwise is None else layerwise
     rows = []
     for name, members in _groups(groups, checkpoint_ids).items():
         strings = [by_id[s] for s in members]
-        layers: list[int | None] = [None] + (list(range(n_layers)) if settings["layerwise"] else [])
-        for layer in layers:
+        for layer in [None, *(range(n_layers) if per_layer else [])]:
             encoded = [
                 distance.encode(p, level) if layer is None else distance.layer_strings(p, layer, level) for p in strings
             ]
@@ -396,7 +412,31 @@ def pathway_distance(
                     "level": level,
                 }
             )
-    tables.write(rows, out, tables.DISTANCE_SCHEMA, seed=seed, **{"max_pairs": settings["max_pairs"]})
+    return rows
+
+
+# ---------------------------------------------------------------- ablate_tau
+def ablate_tau(
+    model: str,
+    step: str,
+    domain: str,
+    routing: str,
+    groups_table: str,
+    checkpoint_ids: Sequence[str],
+    taus: Sequence[float],
+    settings: Mapping[str, Any],
+    seed: int,
+    out: str,
+) -> None:
+    """Whole-pathway distances per group at every tau of the ablation (paper Fig. 9)."""
+    ids, _, weights = load_routing(routing)
+    groups = tables.read(groups_table, tables.GROUPS_SCHEMA)
+    rows = []
+    for tau in taus:
+        by_id = {sid: pathways.pathway(w, tau)[0] for sid, w in zip(ids, weights, strict=True)}
+        for row in group_distances(model, step, domain, by_id, groups, checkpoint_ids, settings, seed, layerwise=False):
+            rows.append({**row, "tau": float(tau)})
+    tables.write(rows, out, tables.TAU_ABLATION_SCHEMA, seed=seed)
 
 
 # ---------------------------------------------------------------- aggregate_monitors
@@ -749,3 +789,10 @@ def plot_local_grokking(
         .join(_step_numbers(model, steps), on=["model", "step"])
     )
     figures.local_grokking(matches, _monitors(model, monitors_table), test_acc, png, pdf)
+
+
+def plot_tau_ablation(model: str, steps: Mapping[str, int], ablation_tables: Sequence[str], png: str, pdf: str) -> None:
+    from grokpath import figures
+
+    ablation = pl.concat([tables.read(p, tables.TAU_ABLATION_SCHEMA) for p in ablation_tables])
+    figures.tau_ablation(ablation.join(_step_numbers(model, steps), on=["model", "step"]), png, pdf)

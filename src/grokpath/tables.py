@@ -174,6 +174,8 @@ CORRELATIONS_SCHEMA = pa.schema(
     ]
 )
 
+TAU_ABLATION_SCHEMA = DISTANCE_SCHEMA.append(pa.field("tau", pa.float64(), nullable=False))
+
 MONITORS_SCHEMA = pa.schema(
     [
         *_KEYS,

@@ -268,3 +268,11 @@ def figure_outputs():
         for ext in ("png", "pdf")
     ]
     return out
+
+
+def model_ablations(wildcards):
+    return [
+        f"results/ablation/tau/{wildcards.model}/{s}/{d}.parquet"
+        for s in checkpoint_ids(wildcards.model)
+        for d in DOMAINS
+    ]
