@@ -236,30 +236,28 @@ def model_test_groups(wildcards):
     )
 
 
-FIGURES = [
-    "fig1_memorized_counts",
-    "fig2_local_grokking",
+# Figures that need only the training-data monitors, and those that also need benchmarks.
+MONITOR_FIGURES = [
     "fig4_distance_groups",
     "fig5_layerwise_distance",
     "fig6_consistency_groups",
+]
+BENCHMARK_FIGURES = [
+    "fig1_memorized_counts",
+    "fig2_local_grokking",
     "fig7_accuracy_vs_monitors",
     "table1_correlations",
 ]
 
 
 def figure_outputs():
+    names = MONITOR_FIGURES + (BENCHMARK_FIGURES if TASK_NAMES else [])
+    if config["ablation"]["taus"]:
+        names.append("fig9_tau_ablation")
     out = [
         f"results/figures/{m}/{f}.{ext}"
         for m in MODELS
-        for f in (
-            FIGURES
-            if TASK_NAMES
-            else [
-                "fig4_distance_groups",
-                "fig5_layerwise_distance",
-                "fig6_consistency_groups",
-            ]
-        )
+        for f in names
         for ext in ("png", "pdf")
     ]
     out += [
