@@ -1,8 +1,7 @@
 import json
 
 import pytest
-import torch
-from transformers import OlmoeConfig, OlmoeForCausalLM
+from conftest import random_olmoe
 
 from grokpath import evaluation
 from grokpath.tokenizer import train_word_tokenizer
@@ -26,22 +25,7 @@ def tok():
 
 
 def _model(tok, seed):
-    cfg = OlmoeConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        num_experts=4,
-        num_experts_per_tok=2,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        max_position_embeddings=32,
-    )
-    torch.manual_seed(seed)
-    return OlmoeForCausalLM(cfg).eval()
+    return random_olmoe(tok, hidden=16, layers=2, seed=seed)
 
 
 @pytest.fixture
