@@ -93,3 +93,12 @@ def test_local_model_needs_paths():
     cfg["models"]["other"] = {"source": "local", "checkpoints": [{"id": "c1", "step": 1}]}
     with pytest.raises(ConfigError, match=r"source 'local' needs a path for \['c1'\]"):
         validate_config(cfg)
+
+
+def test_instruction_tuning_needs_data_for_every_evaluated_family():
+    cfg = _base()
+    cfg["instruction_tune"] = {"enabled": True, "family": {"math": "general"}, "datasets": {}}
+    with pytest.raises(
+        ConfigError, match=r"instruction_tune.datasets: no instruction data for famil\(ies\) \['general'\]"
+    ):
+        validate_config(cfg)

@@ -268,3 +268,21 @@ def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir
 def test_lint_is_clean(workdir):
     result = _snakemake(workdir, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_instruction_tuning_adds_one_job_per_checkpoint_and_family(workdir):
+    (workdir / "math_instruct.jsonl").write_text('{"prompt": "1 + 2 =", "response": "3"}\n')
+    cfg = _cfg(workdir)
+    cfg["instruction_tune"] = {"enabled": True, "datasets": {"math": "math_instruct.jsonl"}}
+    (workdir / "config" / "tuned.yaml").write_text(yaml.safe_dump(cfg))
+    result = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "config/tuned.yaml", "-n"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    jobs = _planned_jobs(result)
+    n_ckpt = len(cfg["models"]["tiny"]["checkpoints"])
+    assert jobs["instruction_tune"] == n_ckpt
+    assert jobs["run_lm_eval"] == n_ckpt  # evaluated again, on the tuned models

@@ -138,6 +138,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"config key domains.*.tasks: duplicate task name(s) {dup}; names must be unique")
+    tune = config["instruction_tune"]
+    if tune["enabled"]:
+        families = {tune["family"].get(d, d) for d, dom in config["domains"].items() if dom["tasks"]}
+        missing = sorted(families - set(tune["datasets"]))
+        if missing:
+            raise ConfigError(
+                f"config key instruction_tune.datasets: no instruction data for famil(ies) {missing}; "
+                f"give a JSONL path for each of {sorted(families)}"
+            )
     unknown_eps = sorted(set(config["memorization"]["eps"]) - set(config["domains"]))
     if unknown_eps:
         raise ConfigError(

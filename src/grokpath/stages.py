@@ -195,6 +195,57 @@ def _write_extraction(
     tables.write(df, loss_path, tables.LOSS_SCHEMA, **meta)
 
 
+# ---------------------------------------------------------------- instruction_tune
+def instruction_tune(
+    model: str,
+    step: str,
+    family: str,
+    checkpoint_manifest: str,
+    dataset: str,
+    settings: Mapping[str, Any],
+    seed: int,
+    manifest: str,
+) -> None:
+    """LoRA-tune one checkpoint on one family's instruction data; save the merged model beside `manifest`."""
+    import torch
+
+    from grokpath import extraction, tuning
+
+    torch.set_num_threads(1)
+    ckpt = Path(checkpoint_manifest).parent
+    base = checkpoints.read_manifest(ckpt)
+    examples = tuning.read_examples(io.read_jsonl(dataset), dataset)
+    if settings["max_examples"] and len(examples) > settings["max_examples"]:
+        keep = samples.select(examples, settings["max_examples"], seed, f"instruction data {family}")
+        examples = [examples[i] for i in keep]
+    net, tokenizer = extraction.load_checkpoint(ckpt)
+    merged, losses = tuning.lora_finetune(net, tokenizer, examples, settings, seed)
+    dest = Path(manifest).parent
+    dest.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    files = checkpoints.file_entries(dest)
+    io.write_json(
+        manifest,
+        {
+            "source": "instruction_tune",
+            "family": family,
+            "path": str(ckpt),
+            "revision": base["revision"],
+            "base_checkpoint_sha": checkpoints.checkpoint_sha(base),
+            "commit_sha": None,
+            "content_hash": checkpoints.content_hash(files),
+            "files": files,
+            "dataset": dataset,
+            "dataset_sha256": checkpoints.sha256_file(Path(dataset)),
+            "n_examples": len(examples),
+            "epoch_losses": losses,
+            "settings": dict(settings),
+            "seed": seed,
+        },
+    )
+
+
 # ---------------------------------------------------------------- run_lm_eval
 def run_lm_eval(
     model: str,
@@ -207,46 +258,62 @@ def run_lm_eval(
     cache: str,
     settings: Mapping[str, Any],
     seed: int,
+    tuned: Mapping[str, str] | None = None,
+    family_of: Mapping[str, str] | None = None,
 ) -> None:
-    """Every configured benchmark on one checkpoint: lm-eval's results and per-item correctness."""
+    """Every configured benchmark on one checkpoint: lm-eval's results and per-item correctness.
+
+    With `tuned` ({family: manifest of a merged LoRA model}), each task is evaluated on the tuned
+    model of its domain's family (`family_of`), each with a response cache of its own.
+    """
     import torch
 
     from grokpath import evaluation, extraction
 
     specs = [evaluation.TaskSpec(**t) for t in tasks]
     evaluation.check_task_names([s.task for s in specs])
-    torch.manual_seed(seed)
-    ckpt = Path(checkpoint_manifest).parent
-    manifest = checkpoints.read_manifest(ckpt)
-    net, tokenizer = extraction.load_checkpoint(ckpt, settings["device"], settings["dtype"])
-    results = evaluation.evaluate(
-        net, tokenizer, specs, dict(test_sets), cache, settings["batch_size"], settings["device"], seed
-    )
-    sha = checkpoints.checkpoint_sha(manifest)
+    base = checkpoints.read_manifest(Path(checkpoint_manifest).parent)
+    by_model: dict[str, list[evaluation.TaskSpec]] = {}
     for spec in specs:
-        res = results[spec.name]
-        rows = [
-            {"model": model, "step": step, "domain": spec.domain, "task": spec.name, **row}
-            for row in evaluation.item_rows(res.pop("samples"))
-        ]
-        tables.write(rows, items_out[spec.name], tables.EVAL_ITEMS_SCHEMA, seed=seed, checkpoint_sha=sha)
-        io.write_json(
-            json_out[spec.name],
-            {
-                "model": model,
-                "step": step,
-                "domain": spec.domain,
-                "task": spec.name,
-                "lm_eval_task": spec.task,
-                "num_fewshot": spec.num_fewshot,
-                "limit": spec.limit,
-                "revision": manifest["revision"],
-                "checkpoint_sha": sha,
-                "seed": seed,
-                "versions": tables.versions(),
-                **res,
-            },
+        family = (family_of or {}).get(spec.domain, spec.domain)
+        by_model.setdefault(
+            str(Path(tuned[family]).parent) if tuned else str(Path(checkpoint_manifest).parent), []
+        ).append(spec)
+    for folder, group in by_model.items():
+        torch.manual_seed(seed)
+        evaluated = base if folder == str(Path(checkpoint_manifest).parent) else checkpoints.read_manifest(folder)
+        net, tokenizer = extraction.load_checkpoint(folder, settings["device"], settings["dtype"])
+        suffix = f"_{evaluated['family']}" if tuned else ""
+        results = evaluation.evaluate(
+            net, tokenizer, group, dict(test_sets), f"{cache}{suffix}", settings["batch_size"], settings["device"], seed
         )
+        sha = checkpoints.checkpoint_sha(evaluated)
+        for spec in group:
+            res = results[spec.name]
+            rows = [
+                {"model": model, "step": step, "domain": spec.domain, "task": spec.name, **row}
+                for row in evaluation.item_rows(res.pop("samples"))
+            ]
+            tables.write(rows, items_out[spec.name], tables.EVAL_ITEMS_SCHEMA, seed=seed, checkpoint_sha=sha)
+            io.write_json(
+                json_out[spec.name],
+                {
+                    "model": model,
+                    "step": step,
+                    "domain": spec.domain,
+                    "task": spec.name,
+                    "lm_eval_task": spec.task,
+                    "num_fewshot": spec.num_fewshot,
+                    "limit": spec.limit,
+                    "revision": base["revision"],
+                    "checkpoint_sha": checkpoints.checkpoint_sha(base),
+                    "evaluated_model_sha": sha,
+                    "instruction_tuned": evaluated.get("family"),
+                    "seed": seed,
+                    "versions": tables.versions(),
+                    **res,
+                },
+            )
 
 
 # ---------------------------------------------------------------- assign_memorization

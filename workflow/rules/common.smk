@@ -158,10 +158,30 @@ def eval_outputs(pattern):
     ]
 
 
+# ----- instruction_tune (optional)
+TUNE = config["instruction_tune"]
+FAMILY_OF = {d: TUNE["family"].get(d, d) for d in DOMAINS}
+TUNED_FAMILIES = (
+    sorted({FAMILY_OF[t["domain"]] for t in EVAL_TASKS}) if TUNE["enabled"] else []
+)
+
+
+def tune_dataset(wildcards):
+    return TUNE["datasets"][wildcards.family]
+
+
+def tuned_manifests(wildcards):
+    return {
+        f"tuned_{f}": f"resources/tuned/{wildcards.model}/{wildcards.step}/{f}/manifest.json"
+        for f in TUNED_FAMILIES
+    }
+
+
 def eval_inputs(wildcards):
     return {
         "checkpoint": f"resources/checkpoints/{wildcards.model}/{wildcards.step}/manifest.json",
         **eval_test_sets(wildcards),
+        **tuned_manifests(wildcards),
     }
 
 

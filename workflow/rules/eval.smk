@@ -26,6 +26,8 @@ if TASK_NAMES:
             tasks=EVAL_TASKS,
             task_names=TASK_NAMES,
             cache="results/evals/{model}/{step}/lm_eval_cache",
+            families=TUNED_FAMILIES,
+            family_of=FAMILY_OF,
             settings=config["evaluation"],
             seed=config["seed"],
         script:
@@ -34,3 +36,28 @@ if TASK_NAMES:
     rule all_evals:
         input:
             eval_outputs("results/evals/{model}/{step}/{task}.json"),
+
+
+if TUNED_FAMILIES:
+
+    rule instruction_tune:
+        input:
+            checkpoint="resources/checkpoints/{model}/{step}/manifest.json",
+            dataset=tune_dataset,
+        output:
+            manifest="resources/tuned/{model}/{step}/{family}/manifest.json",
+        log:
+            "logs/instruction_tune/{model}/{step}/{family}.log",
+        benchmark:
+            "benchmarks/instruction_tune/{model}/{step}/{family}.tsv"
+        conda:
+            "../../envs/grokpath.yaml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=240,
+        params:
+            settings=TUNE,
+            seed=config["seed"],
+        script:
+            "../scripts/instruction_tune.py"

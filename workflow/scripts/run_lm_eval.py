@@ -18,4 +18,6 @@ with logged(snakemake.log[0]):
         cache=snakemake.params.cache,
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
+        tuned={f: snakemake.input[f"tuned_{f}"] for f in snakemake.params.families} or None,
+        family_of=snakemake.params.family_of,
     )

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+from conftest import random_olmoe
+
+from grokpath import checkpoints, stages, tuning
+from grokpath.tokenizer import train_word_tokenizer
+
+SETTINGS = {
+    "rank": 4,
+    "alpha": None,
+    "dropout": 0.0,
+    "lr": 1e-2,
+    "batch_size": 4,
+    "max_length": 32,
+    "epochs": 3,
+    "target_modules": ["q_proj", "k_proj", "v_proj"],
+    "max_examples": None,
+}
+EXAMPLES = [{"prompt": f"{a} + {b} =", "response": str((a + b) % 5)} for a in range(5) for b in range(5)]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_word_tokenizer(["0 1 2 3 4 + ="])
+
+
+def test_read_examples_rejects_rows_without_a_response():
+    assert tuning.read_examples(EXAMPLES[:2], "x.jsonl") == [("0 + 0 =", "0"), ("0 + 1 =", "1")]
+    with pytest.raises(ValueError, match=r"x.jsonl: row 2 needs string fields 'prompt' and a non-empty 'response'"):
+        tuning.read_examples([EXAMPLES[0], {"prompt": "1 + 1 ="}], "x.jsonl")
+    with pytest.raises(ValueError, match="no instruction examples"):
+        tuning.read_examples([], "x.jsonl")
+
+
+def test_loss_is_on_the_response_only(tok):
+    ids, labels = tuning._encode(tok, "1 + 2 =", "3", max_length=32)
+    assert len(ids) == len(labels)
+    prompt_len = len(tok("1 + 2 =")["input_ids"])
+    assert labels[:prompt_len] == [-100] * prompt_len
+    assert labels[prompt_len:] == ids[prompt_len:]
+
+
+def test_lora_training_lowers_the_loss_and_merges(tok):
+    model = random_olmoe(tok, hidden=16, layers=2, seed=0)
+    before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    examples = tuning.read_examples(EXAMPLES, "mem")
+    merged, losses = tuning.lora_finetune(model, tok, examples, SETTINGS, seed=0)
+    assert losses[-1] < losses[0]
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight, before)
+
+
+def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
+    src = tmp_path / "src"
+    random_olmoe(tok, hidden=16, layers=2, seed=0).save_pretrained(src)
+    tok.save_pretrained(src)
+    ckpt = tmp_path / "ckpt"
+    checkpoints.materialize_folder(src, ckpt, "local", "1")
+    data = tmp_path / "math_instruct.jsonl"
+    data.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
+    tuned = tmp_path / "tuned" / "manifest.json"
+    stages.instruction_tune("m", "s1", "math", str(ckpt / "manifest.json"), str(data), SETTINGS, 0, str(tuned))
+    manifest = checkpoints.read_manifest(tuned.parent)
+    assert manifest["family"] == "math"
+    assert manifest["n_examples"] == len(EXAMPLES)
+    test_set = tmp_path / "math.test.jsonl"
+    test_set.write_text(
+        "".join(
+            json.dumps({"item_id": f"t{i}", "prompt": e["prompt"], "answer": e["response"]}) + "\n"
+            for i, e in enumerate(EXAMPLES[:6])
+        )
+    )
+    out_json, out_items = tmp_path / "math_generate.json", tmp_path / "math_generate.samples.parquet"
+    stages.run_lm_eval(
+        "m",
+        "s1",
+        str(ckpt / "manifest.json"),
+        [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
+        {"math": str(test_set)},
+        {"math_generate": str(out_json)},
+        {"math_generate": str(out_items)},
+        str(tmp_path / "cache"),
+        {"device": "cpu", "dtype": "float32", "batch_size": 4},
+        0,
+        tuned={"math": str(tuned)},
+        family_of={"math": "math"},
+    )
+    res = json.loads(out_json.read_text())
+    assert res["instruction_tuned"] == "math"
+    assert res["evaluated_model_sha"] == manifest["content_hash"]
+    assert res["evaluated_model_sha"] != res["checkpoint_sha"]

@@ -1,0 +1,14 @@
+from grokpath.logs import logged
+from grokpath.stages import instruction_tune
+
+with logged(snakemake.log[0]):
+    instruction_tune(
+        model=snakemake.wildcards.model,
+        step=snakemake.wildcards.step,
+        family=snakemake.wildcards.family,
+        checkpoint_manifest=snakemake.input.checkpoint,
+        dataset=snakemake.input.dataset,
+        settings=snakemake.params.settings,
+        seed=snakemake.params.seed,
+        manifest=snakemake.output.manifest,
+    )
