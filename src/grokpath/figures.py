@@ -27,7 +27,7 @@ def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
     plt.close(fig)
 
 
-def _panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[plt.Figure, list[plt.Axes]]:
+def _panels(n: int, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure, list[plt.Axes]]:
     fig, axes = plt.subplots(1, max(n, 1), figsize=(width * max(n, 1), height), squeeze=False)
     return fig, list(axes[0])
 
@@ -224,11 +224,22 @@ def correlation_table(corr: pl.DataFrame, png: str, pdf: str) -> None:
     save(fig, png, pdf)
 
 
-def local_grokking(matches: pl.DataFrame, monitors: pl.DataFrame, test_acc: pl.DataFrame, png: str, pdf: str) -> None:
-    """Fig 2: for each matched pair, the memorization group's training loss and the matched test
-    group's accuracy against the step, with the delay t# - t* marked."""
-    pairs = list(matches.iter_rows(named=True))
-    fig, axes = _panels(len(pairs) or 1)
+def local_grokking(
+    matches: pl.DataFrame, monitors: pl.DataFrame, test_acc: pl.DataFrame, png: str, pdf: str, max_pairs: int = 8
+) -> None:
+    """Fig 2: for the matched pairs with the most members (at most `max_pairs`), the memorization
+    group's training loss and the matched test group's accuracy against the step, the delay
+    t# - t* shaded."""
+    pairs = list(
+        matches.with_columns(size=pl.min_horizontal("n_train", "n_test"))
+        .sort(["size", "similarity"], descending=True)
+        .head(max_pairs)
+        .iter_rows(named=True)
+    )
+    n_cols = min(4, max(1, len(pairs)))
+    n_rows = max(1, -(-len(pairs) // n_cols))
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 3.4 * n_rows), squeeze=False)
+    axes = list(grid.flat)
     for ax, p in zip(axes, pairs, strict=False):
         g = monitors.filter((pl.col("domain") == p["domain"]) & (pl.col("group") == p["train_group"])).sort(
             "step_number"
@@ -239,7 +250,7 @@ def local_grokking(matches: pl.DataFrame, monitors: pl.DataFrame, test_acc: pl.D
             color="tab:blue",
             marker="o",
             markersize=3,
-            label=f"{p['train_group']} loss",
+            label=f"{p['train_group']} loss (n={p['n_train']})",
         )
         ax.set_xlabel("training step")
         ax.set_ylabel("training loss (nats/token)")
@@ -253,19 +264,23 @@ def local_grokking(matches: pl.DataFrame, monitors: pl.DataFrame, test_acc: pl.D
             color="tab:red",
             marker="s",
             markersize=3,
-            label=f"{p['test_group']} accuracy",
+            label=f"{p['test_group']} accuracy (n={p['n_test']})",
         )
         acc_ax.set_ylim(-0.02, 1.02)
         acc_ax.set_ylabel("test-group accuracy (fraction)")
-        ax.axvspan(p["train_step"], p["test_step"], color="gray", alpha=0.15)
-        ax.set_title(f"{p['task']}: delay {p['delay']} steps (sim {p['similarity']:.2f})", fontsize=8)
+        ax.axvspan(min(p["train_step"], p["test_step"]), max(p["train_step"], p["test_step"]), color="gray", alpha=0.15)
+        ax.set_title(f"{p['task']}: delay {p['delay']} steps (similarity {p['similarity']:.2f})", fontsize=8)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = acc_ax.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=6)
+        ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="center right")
+    for ax in axes[len(pairs) :]:
+        ax.axis("off")
     if not pairs:
         axes[0].text(0.5, 0.5, "no matched groups", ha="center", va="center", transform=axes[0].transAxes)
-        axes[0].axis("off")
-    fig.suptitle("Local grokking: memorization group loss vs matched test group accuracy (paper Fig. 2)")
+    fig.suptitle(
+        f"Local grokking: memorization-group loss vs matched test-group accuracy, {len(pairs)} of {matches.height} "
+        "pairs with the most members (paper Fig. 2)"
+    )
     fig.tight_layout()
     save(fig, png, pdf)
 
