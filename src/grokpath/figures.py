@@ -18,6 +18,12 @@ import polars as pl
 from grokpath.io import atomic_path
 
 MEMORIZED_PREFIX = "pretrain@"
+MONITOR_UNITS = {
+    "pathway_distance": "characters",
+    "training_loss": "nats/token",
+    "training_loss_ma": "nats/token",
+    "validation_loss": "nats/token",
+}
 
 
 def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
@@ -188,7 +194,7 @@ def accuracy_vs_monitors(joined: pl.DataFrame, monitors: dict[str, str], png: st
                 ax.set_title(f"{task}\nMSE {mse:.3g}, R² {r2:.2f}", fontsize=8)
             else:
                 ax.set_title(task, fontsize=8)
-            ax.set_xlabel(name.replace("_", " "))
+            ax.set_xlabel(f"{name.replace('_', ' ')} ({MONITOR_UNITS.get(name, 'unitless')})")
             ax.set_ylabel("accuracy (fraction)")
     fig.suptitle("Benchmark accuracy vs each monitor, all checkpoints (colour: step) (paper Fig. 7)")
     fig.tight_layout()
@@ -201,7 +207,7 @@ def correlation_table(corr: pl.DataFrame, png: str, pdf: str) -> None:
     for r in corr.iter_rows(named=True):
         rows.append(
             [
-                f"{r['domain']}/{r['task']}",
+                r["task"],
                 r["monitor"].replace("_", " "),
                 f"{r['pearson_r']:.2f} [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]",
                 f"{r['spearman_rho']:.2f} [{r['spearman_ci_low']:.2f}, {r['spearman_ci_high']:.2f}]",
@@ -216,6 +222,7 @@ def correlation_table(corr: pl.DataFrame, png: str, pdf: str) -> None:
         colLabels=["benchmark", "monitor", "Pearson r [95% CI]", "Spearman rho [95% CI]", "Pearson p", "n ckpts"],
         loc="center",
         cellLoc="left",
+        colWidths=[0.2, 0.2, 0.2, 0.22, 0.1, 0.08],
     )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
