@@ -25,7 +25,20 @@ from grokpath.samples import token_sha256
 log = logging.getLogger(__name__)
 
 ROUTING_MODES = ("full", "topk")
-SUPPORTED_FAMILIES = ("olmoe",)
+# How each family turns router logits into expert scores: the "full" routing distribution is that
+# score over all experts, normalised to sum to one. DeepSeek-V3 scores experts with a sigmoid
+# (its bias correction and group limits only choose the top-k, so they stay out of the scores).
+SCORING = {
+    "olmoe": "softmax",
+    "mixtral": "softmax",
+    "qwen2_moe": "softmax",
+    "qwen3_moe": "softmax",
+    "deepseek_v2": "softmax",
+    "deepseek_v3": "sigmoid",
+    "gpt_oss": "softmax",
+}
+SUPPORTED_FAMILIES = tuple(SCORING)
+_ROUTER_NAMES = ("gate", "router")  # GPT-OSS calls its router `mlp.router`
 
 
 @dataclass
@@ -37,20 +50,40 @@ class BatchResult:
 
 
 def moe_gates(model: torch.nn.Module) -> list[tuple[int, torch.nn.Module]]:
-    """(layer index, gate module) for every MoE layer; dense layers are skipped."""
+    """(layer index, router module) for every MoE layer; dense layers (DeepSeek's first ones) are skipped."""
     layers = getattr(getattr(model, "model", None), "layers", None)
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
     gates = []
     for i, layer in enumerate(layers or []):
-        gate = getattr(getattr(layer, "mlp", None), "gate", None)
-        if gate is not None and isinstance(getattr(gate, "weight", None), torch.Tensor) and gate.weight.ndim == 2:
-            gates.append((i, gate))
+        mlp = getattr(layer, "mlp", None)
+        for name in _ROUTER_NAMES:
+            gate = getattr(mlp, name, None)
+            weight = getattr(gate, "weight", None)
+            if (
+                isinstance(weight, torch.Tensor)
+                and weight.ndim == 2
+                and weight.shape[1] == hidden
+                and weight.shape[0] > 1
+            ):
+                gates.append((i, gate))
+                break
     if not gates:
         name = type(model).__name__
         raise ValueError(
-            f"{name} has no MoE router at model.model.layers[i].mlp.gate; supported families: "
+            f"{name} has no MoE router (model.model.layers[i].mlp.gate or .router); supported families: "
             f"{', '.join(SUPPORTED_FAMILIES)}"
         )
     return gates
+
+
+def scoring(model: torch.nn.Module) -> str:
+    """The family's scoring rule ("softmax" or "sigmoid"); unknown families are refused."""
+    family = getattr(getattr(model, "config", None), "model_type", None)
+    if family not in SCORING:
+        raise ValueError(
+            f"model type {family!r} is not a supported MoE family; supported: {', '.join(SUPPORTED_FAMILIES)}"
+        )
+    return SCORING[family]
 
 
 def router_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -82,10 +115,15 @@ def _token_average(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (per_token * m).sum(1) / m.sum(1)
 
 
-def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, shape: tuple[int, int]) -> torch.Tensor:
+def _routing_weights(
+    out: tuple[torch.Tensor, ...], mode: str, shape: tuple[int, int], score: str = "softmax"
+) -> torch.Tensor:
     logits = out[0].float()
-    if mode == "full":
+    if mode == "full" and score == "softmax":
         weights = torch.softmax(logits, dim=-1)
+    elif mode == "full":  # sigmoid scores, normalised into a distribution over experts
+        sig = torch.sigmoid(logits)
+        weights = sig / sig.sum(dim=-1, keepdim=True)
     else:  # the sparse top-k weights the model actually mixed experts with
         weights = torch.zeros_like(logits).scatter_(-1, out[2].long(), out[1].float())
     return weights.view(*shape, -1)
@@ -113,6 +151,7 @@ def iter_batches(
     if short:
         raise ValueError(f"samples need at least 2 tokens for a loss; too short: {short[:5]}")
     gates = moe_gates(model) if routing else []
+    score = scoring(model) if routing else "softmax"
     capture = _Capture(gates) if routing else None
     device = next(model.parameters()).device
     model.eval()
@@ -137,7 +176,7 @@ def iter_batches(
                 probs = None
                 if capture is not None:
                     per_layer = [
-                        _token_average(_routing_weights(capture.outputs[i], routing, (len(rows), width)), mask)
+                        _token_average(_routing_weights(capture.outputs[i], routing, (len(rows), width), score), mask)
                         for i, _ in gates
                     ]
                     probs = torch.stack(per_layer, dim=1).cpu().numpy()
