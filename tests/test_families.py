@@ -118,6 +118,10 @@ def test_routing_capture_and_pathway_metrics(family, tok):
     model = _model(family, tok)
     moe_layers = FAMILIES[family][1]
     assert [i for i, _ in extraction.moe_gates(model)] == moe_layers  # dense leading layers are skipped
+    arch = extraction.describe_moe(model)
+    assert arch["moe_layers"] == moe_layers
+    assert arch["dense_layers"] == [i for i in range(len(model.model.layers)) if i not in moe_layers]
+    assert arch["shared_experts"] == (family in ("qwen2_moe", "deepseek_v2", "deepseek_v3"))
     ids = [tok(t)["input_ids"] for t in TEXTS]
     batches = list(extraction.iter_batches(model, ids, ["a", "b", "c"], tok.pad_token_id, 2, routing="full"))
     probs = np.concatenate([b.probs for b in batches])

@@ -86,6 +86,26 @@ def scoring(model: torch.nn.Module) -> str:
     return SCORING[family]
 
 
+def describe_moe(model: torch.nn.Module) -> dict[str, object]:
+    """What the tables should record about the architecture: family, scoring rule, which layers
+    are MoE (the only ones in pathways), which are dense, and whether shared experts exist (they
+    are always used, so they are not part of any pathway)."""
+    moe = [i for i, _ in moe_gates(model)]
+    n_layers = len(model.model.layers)  # type: ignore[union-attr]
+    shared = any(
+        hasattr(getattr(layer, "mlp", None), attr)
+        for layer in model.model.layers  # type: ignore[union-attr]
+        for attr in ("shared_expert", "shared_experts")
+    )
+    return {
+        "family": model.config.model_type,  # type: ignore[union-attr]
+        "scoring": scoring(model),
+        "moe_layers": moe,
+        "dense_layers": [i for i in range(n_layers) if i not in moe],
+        "shared_experts": shared,
+    }
+
+
 def router_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Each MoE layer's router weight matrix W_l [K, d] (row k = expert embedding v_{l,k})."""
     return {f"layer{i}": gate.weight.detach().float().cpu().contiguous() for i, gate in moe_gates(model)}

@@ -6,6 +6,7 @@ Heavy imports (torch, transformers) happen inside the stages that need them so t
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import zlib
@@ -130,6 +131,7 @@ def extract_routing(
         "routing": settings["routing"],
     }
     net, tokenizer = extraction.load_checkpoint(ckpt, settings["device"], settings["dtype"])
+    meta["architecture"] = extraction.describe_moe(net)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for domain in sample_tables:
         for split_table, routing_path, loss_path in (
@@ -155,7 +157,11 @@ def extract_routing(
             )
             _write_extraction(batches, model, step, domain, routing_path, loss_path, meta)
     with io.atomic_path(routers_out) as tmp:
-        save_file(extraction.router_weights(net), str(tmp), metadata={"checkpoint_sha": meta["checkpoint_sha"]})
+        save_file(
+            extraction.router_weights(net),
+            str(tmp),
+            metadata={"checkpoint_sha": meta["checkpoint_sha"], "architecture": json.dumps(meta["architecture"])},
+        )
 
 
 def _write_extraction(
@@ -752,8 +758,6 @@ def _monitors(model: str, monitors_table: str) -> pl.DataFrame:
 
 
 def plot_trajectory(trajectory: str, summary: str, png: str, pdf: str) -> None:
-    import json
-
     from grokpath import figures
 
     figures.trajectory(
