@@ -10,6 +10,23 @@ from grokpath.tokenizer import train_word_tokenizer
 
 TEXTS = ["a b c d", "e f g h a b", "1 2 3 + 4 ="]
 COMMON = {"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 64}
+# A dense first layer, two MoE layers with a shared expert, small multi-head latent attention.
+DEEPSEEK = {
+    "num_hidden_layers": 3,
+    "intermediate_size": 32,
+    "moe_intermediate_size": 16,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 1,
+    "first_k_dense_replace": 1,
+    "kv_lora_rank": 8,
+    "q_lora_rank": None,
+    "qk_rope_head_dim": 4,
+    "qk_nope_head_dim": 4,
+    "v_head_dim": 8,
+    "n_group": 1,
+    "topk_group": 1,
+}
 # family -> (config overrides, MoE layer indices)
 FAMILIES = {
     "olmoe": ({"num_hidden_layers": 2, "intermediate_size": 32, "num_experts": 4, "num_experts_per_tok": 2}, [0, 1]),
@@ -39,45 +56,8 @@ FAMILIES = {
         },
         [0, 1],
     ),
-    "deepseek_v2": (
-        {
-            "num_hidden_layers": 3,
-            "intermediate_size": 32,
-            "moe_intermediate_size": 16,
-            "n_routed_experts": 4,
-            "num_experts_per_tok": 2,
-            "n_shared_experts": 1,
-            "first_k_dense_replace": 1,
-            "kv_lora_rank": 8,
-            "q_lora_rank": None,
-            "qk_rope_head_dim": 4,
-            "qk_nope_head_dim": 4,
-            "v_head_dim": 8,
-            "n_group": 1,
-            "topk_group": 1,
-            "topk_method": "greedy",
-        },
-        [1, 2],
-    ),
-    "deepseek_v3": (
-        {
-            "num_hidden_layers": 3,
-            "intermediate_size": 32,
-            "moe_intermediate_size": 16,
-            "n_routed_experts": 4,
-            "num_experts_per_tok": 2,
-            "n_shared_experts": 1,
-            "first_k_dense_replace": 1,
-            "kv_lora_rank": 8,
-            "q_lora_rank": None,
-            "qk_rope_head_dim": 4,
-            "qk_nope_head_dim": 4,
-            "v_head_dim": 8,
-            "n_group": 1,
-            "topk_group": 1,
-        },
-        [1, 2],
-    ),
+    "deepseek_v2": ({**DEEPSEEK, "topk_method": "greedy"}, [1, 2]),
+    "deepseek_v3": (DEEPSEEK, [1, 2]),
     "gpt_oss": (
         {
             "num_hidden_layers": 2,

@@ -322,6 +322,17 @@ def run_lm_eval(
             )
 
 
+def _stack_checkpoints(
+    paths: Sequence[str], schema: Any, key: str, column: str, checkpoint_ids: Sequence[str], what: str
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The first checkpoint's table and `column` as [rows, checkpoints]; every table must cover the same keys."""
+    frames = [tables.read(p, schema).sort(key) for p in paths]
+    for ckpt, f in zip(checkpoint_ids, frames, strict=True):
+        if not f[key].equals(frames[0][key]):
+            raise ValueError(f"{what}: the table of checkpoint {ckpt} covers other {key}s than the first checkpoint's")
+    return frames[0], np.stack([f[column].to_numpy() for f in frames], axis=1)
+
+
 # ---------------------------------------------------------------- assign_memorization
 def assign_memorization(
     model: str,
@@ -334,12 +345,10 @@ def assign_memorization(
     out: str,
 ) -> None:
     """t*_i per sample from the loss trajectories over every checkpoint (in training order)."""
-    frames = [tables.read(p, tables.LOSS_SCHEMA).sort("sample_id") for p in loss_tables]
-    sample_ids = frames[0]["sample_id"]
-    for ckpt, f in zip(checkpoint_ids, frames, strict=True):
-        if not f["sample_id"].equals(sample_ids):
-            raise ValueError(f"{model}/{ckpt}/{domain}: loss table covers other samples than the first checkpoint's")
-    loss = np.stack([f["loss"].to_numpy() for f in frames], axis=1)
+    first, loss = _stack_checkpoints(
+        loss_tables, tables.LOSS_SCHEMA, "sample_id", "loss", checkpoint_ids, f"{model}/{domain}"
+    )
+    sample_ids = first["sample_id"]
     eps_given = settings["eps"].get(domain)
     if eps_given is None:
         choice = memorization.search_eps(
@@ -587,17 +596,15 @@ def assign_test_groups(
     """t# per test item from its 0/1 correctness over every checkpoint (in training order)."""
     from grokpath import testgroups
 
-    frames = [tables.read(p, tables.EVAL_ITEMS_SCHEMA).sort("item_id") for p in item_tables]
-    items = frames[0]["item_id"]
-    for ckpt, f in zip(checkpoint_ids, frames, strict=True):
-        if not f["item_id"].equals(items):
-            raise ValueError(f"{model}/{ckpt}/{task}: evaluated other test items than the first checkpoint")
-    correct = np.stack([f["correct"].to_numpy() for f in frames], axis=1)
+    first, correct = _stack_checkpoints(
+        item_tables, tables.EVAL_ITEMS_SCHEMA, "item_id", "correct", checkpoint_ids, f"{model}/{task}"
+    )
+    items = first["item_id"]
     index = testgroups.learned_index(correct, settings["min_accuracy"], settings["max_errors"])
     df = pl.DataFrame(
         {
             "model": model,
-            "domain": frames[0]["domain"][0],
+            "domain": first["domain"][0],
             "task": task,
             "item_id": items,
             "learned_at": [checkpoint_ids[i] if i >= 0 else None for i in index],
