@@ -149,6 +149,17 @@ def _routing_weights(
     return weights.view(*shape, -1)
 
 
+def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token rows: (ids [B, T], mask [B, T]); the mask is 1 on real tokens."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, : len(r)] = torch.as_tensor(r)
+        mask[k, : len(r)] = 1
+    return ids, mask
+
+
 def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
     """Indices grouped by similar length (stable), so padding stays small."""
     order = np.argsort(np.asarray(lengths), kind="stable")
@@ -180,12 +191,8 @@ def iter_batches(
         with torch.inference_mode(), tqdm(total=len(token_ids), desc=desc, unit="sample", mininterval=5) as bar:
             for idx in length_batches([len(t) for t in token_ids], batch_size):
                 rows = [token_ids[i] for i in idx]
-                width = max(len(r) for r in rows)
-                ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for k, r in enumerate(rows):
-                    ids[k, : len(r)] = torch.as_tensor(r)
-                    mask[k, : len(r)] = 1
+                ids, mask = pad_batch(rows, pad_id)
+                width = ids.shape[1]
                 ids, mask = ids.to(device), mask.to(device)
                 logits = model(input_ids=ids, attention_mask=mask).logits
                 nll = torch.nn.functional.cross_entropy(

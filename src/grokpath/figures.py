@@ -33,6 +33,13 @@ def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
     plt.close(fig)
 
 
+def _twin_legend(ax: plt.Axes, twin: plt.Axes, **kwargs: object) -> None:
+    """One legend for the lines of a panel and of its second y axis."""
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, **kwargs)
+
+
 def _panels(n: int, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure, list[plt.Axes]]:
     fig, axes = plt.subplots(1, max(n, 1), figsize=(width * max(n, 1), height), squeeze=False)
     return fig, list(axes[0])
@@ -61,9 +68,7 @@ def trajectory(traj: pl.DataFrame, summary: dict, png: str, pdf: str) -> None:
             if s.get(key) is not None:
                 ax.axvline(s[key], color="black", linestyle=style, linewidth=1, label=f"{label} (step {s[key]})")
         ax.set_title(domain)
-        lines = ax.get_legend_handles_labels()
-        more = loss_ax.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="center right")
+        _twin_legend(ax, loss_ax, fontsize=7, loc="center right")
     fig.suptitle("Tiny MoE pretraining: training loss flattens before held-out accuracy rises")
     fig.tight_layout()
     save(fig, png, pdf)
@@ -90,9 +95,7 @@ def memorized_counts(groups: pl.DataFrame, accuracy: pl.DataFrame, steps: dict[s
         acc_ax.set_ylim(-0.02, 1.02)
         acc_ax.set_ylabel("benchmark accuracy (fraction)")
         ax.set_title(domain)
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = acc_ax.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+        _twin_legend(ax, acc_ax, fontsize=7, loc="upper left")
     fig.suptitle("Memorization over checkpoints and benchmark accuracy (paper Fig. 1)")
     fig.tight_layout()
     save(fig, png, pdf)
@@ -277,9 +280,7 @@ def local_grokking(
         acc_ax.set_ylabel("test-group accuracy (fraction)")
         ax.axvspan(min(p["train_step"], p["test_step"]), max(p["train_step"], p["test_step"]), color="gray", alpha=0.15)
         ax.set_title(f"{p['task']}: delay {p['delay']} steps (similarity {p['similarity']:.2f})", fontsize=8)
-        h1, l1 = ax.get_legend_handles_labels()
-        h2, l2 = acc_ax.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="center right")
+        _twin_legend(ax, acc_ax, fontsize=6, loc="center right")
     for ax in axes[len(pairs) :]:
         ax.axis("off")
     if not pairs:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from transformers import OlmoeConfig, OlmoeForCausalLM, PreTrainedTokenizerFast
 
 from grokpath import io, synthetic, tables
+from grokpath.extraction import pad_batch
 from grokpath.tokenizer import train_word_tokenizer
 
 log = logging.getLogger(__name__)
@@ -131,16 +132,6 @@ def _param_groups(model: torch.nn.Module, weight_decay: float, decay_output: boo
     return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
 
 
-def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 def _lm_loss(
     model: OlmoeForCausalLM, ids: torch.Tensor, mask: torch.Tensor, answer_weight: float = 1.0
 ) -> torch.Tensor:
@@ -167,7 +158,7 @@ def _answer_accuracy(
     """Greedy one-token answer accuracy: argmax at the last prompt position."""
     rows = [tokenizer(it.prompt)["input_ids"] for it in items]
     answers = torch.tensor([tokenizer.convert_tokens_to_ids(it.answer) for it in items])
-    ids, mask = _pad(rows, tokenizer.pad_token_id)
+    ids, mask = pad_batch(rows, tokenizer.pad_token_id)
     logits = model(input_ids=ids, attention_mask=mask).logits
     last = mask.sum(1) - 1
     pred = logits[torch.arange(len(rows)), last].argmax(-1)
@@ -274,7 +265,9 @@ def pretrain(
         for n, d in data.items()
     }
     eval_train = {
-        n: _pad([tokenizer(f"{it.prompt} {it.answer}")["input_ids"] + [eos] for it in items], tokenizer.pad_token_id)
+        n: pad_batch(
+            [tokenizer(f"{it.prompt} {it.answer}")["input_ids"] + [eos] for it in items], tokenizer.pad_token_id
+        )
         for n, items in eval_items.items()
     }
     order = {n: rng.permutation(len(rows)) for n, rows in encoded.items()}
@@ -321,7 +314,7 @@ def pretrain(
                 cursor[name] = 0
             idx = order[name][cursor[name] : cursor[name] + bs]
             cursor[name] += bs
-            ids, mask = _pad([rows[i] for i in idx], tokenizer.pad_token_id)
+            ids, mask = pad_batch([rows[i] for i in idx], tokenizer.pad_token_id)
             total = total + cfg.loss_weight[name] * _lm_loss(model, ids, mask, cfg.answer_weight[name]).mean()
         if cfg.late_weight_decay is not None and step == cfg.late_from_step:
             opt.param_groups[0]["weight_decay"] = cfg.late_weight_decay

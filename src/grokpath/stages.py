@@ -566,10 +566,7 @@ def aggregate_monitors(
         .group_by("model", "step", "domain")
         .agg(validation_loss=pl.col("loss").mean())
     )
-    step_numbers = pl.DataFrame(
-        [{"model": m, "step": s, "step_number": n} for m, steps in model_steps.items() for s, n in steps.items()],
-        schema={"model": pl.String, "step": pl.String, "step_number": pl.Int64},
-    )
+    step_numbers = _step_table(model_steps)
     monitors = (
         dist.join(means, on=["model", "step", "domain", "group"], how="left", validate="1:1")
         .join(val, on=["model", "step", "domain"], how="left")
@@ -670,6 +667,35 @@ def match_groups(
 
 
 # ---------------------------------------------------------------- correlate
+def _step_table(model_steps: Mapping[str, Mapping[str, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"model": m, "step": s, "step_number": n} for m, steps in model_steps.items() for s, n in steps.items()],
+        schema={"model": pl.String, "step": pl.String, "step_number": pl.Int64},
+    )
+
+
+def task_accuracy(item_tables: Sequence[str]) -> pl.DataFrame:
+    """Benchmark accuracy per (model, step, domain, task) from the per-item tables."""
+    return (
+        pl.concat([tables.read(p, tables.EVAL_ITEMS_SCHEMA) for p in item_tables])
+        .group_by("model", "step", "domain", "task")
+        .agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
+    )
+
+
+def monitors_for_correlation(monitors: pl.DataFrame, moving_average: int) -> pl.DataFrame:
+    """The "all" group's monitors with the training-loss moving average over checkpoints."""
+    return (
+        monitors.filter(pl.col("group") == GROUP_ALL)
+        .sort("model", "domain", "step_number")
+        .with_columns(
+            training_loss_ma=pl.col("mean_training_loss")
+            .rolling_mean(moving_average, min_samples=1)
+            .over("model", "domain")
+        )
+    )
+
+
 MONITOR_COLUMNS = {
     "pathway_distance": "mean_distance",
     "pathway_consistency": "mean_consistency",
@@ -690,17 +716,8 @@ def correlate(
     """Per (model, domain, task) x monitor: Pearson/Spearman with p-values and bootstrap intervals."""
     from grokpath import correlation
 
-    monitors = tables.read(monitors_table, tables.MONITORS_SCHEMA).filter(pl.col("group") == GROUP_ALL)
-    monitors = monitors.sort("model", "domain", "step_number").with_columns(
-        training_loss_ma=pl.col("mean_training_loss")
-        .rolling_mean(settings["moving_average"], min_samples=1)
-        .over("model", "domain")
-    )
-    acc = (
-        pl.concat([tables.read(p, tables.EVAL_ITEMS_SCHEMA) for p in item_tables])
-        .group_by("model", "step", "domain", "task")
-        .agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
-    )
+    monitors = monitors_for_correlation(tables.read(monitors_table, tables.MONITORS_SCHEMA), settings["moving_average"])
+    acc = task_accuracy(item_tables)
     joined = acc.join(monitors, on=["model", "step", "domain"], how="inner").sort("model", "task", "step_number")
     rows = []
     for (model, domain, task), df in joined.group_by("model", "domain", "task", maintain_order=True):
@@ -745,19 +762,11 @@ def correlate(
 # ---------------------------------------------------------------- figures
 # Each figure covers one model; `steps` maps its checkpoint ids to training steps.
 def _step_numbers(model: str, steps: Mapping[str, int]) -> pl.DataFrame:
-    return pl.DataFrame(
-        [{"model": model, "step": s, "step_number": n} for s, n in steps.items()],
-        schema={"model": pl.String, "step": pl.String, "step_number": pl.Int64},
-    )
+    return _step_table({model: steps})
 
 
 def _accuracy(model: str, item_tables: Sequence[str], steps: Mapping[str, int]) -> pl.DataFrame:
-    return (
-        pl.concat([tables.read(p, tables.EVAL_ITEMS_SCHEMA) for p in item_tables])
-        .group_by("model", "step", "domain", "task")
-        .agg(accuracy=pl.col("correct").cast(pl.Float64).mean())
-        .join(_step_numbers(model, steps), on=["model", "step"])
-    )
+    return task_accuracy(item_tables).join(_step_numbers(model, steps), on=["model", "step"])
 
 
 def _monitors(model: str, monitors_table: str) -> pl.DataFrame:
@@ -825,14 +834,17 @@ def plot_layerwise_distance(
 
 
 def plot_accuracy_vs_monitors(
-    model: str, steps: Mapping[str, int], monitors_table: str, item_tables: Sequence[str], png: str, pdf: str
+    model: str,
+    steps: Mapping[str, int],
+    monitors_table: str,
+    item_tables: Sequence[str],
+    moving_average: int,
+    png: str,
+    pdf: str,
 ) -> None:
     from grokpath import figures
 
-    monitors = _monitors(model, monitors_table).filter(pl.col("group") == GROUP_ALL)
-    monitors = monitors.sort("domain", "step_number").with_columns(
-        training_loss_ma=pl.col("mean_training_loss").rolling_mean(3, min_samples=1).over("domain")
-    )
+    monitors = monitors_for_correlation(_monitors(model, monitors_table), moving_average)
     joined = _accuracy(model, item_tables, steps).join(monitors.drop("step_number"), on=["model", "step", "domain"])
     figures.accuracy_vs_monitors(joined, dict(MONITOR_COLUMNS), png, pdf)
 

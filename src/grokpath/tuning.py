@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from grokpath.extraction import pad_batch
+
 log = logging.getLogger(__name__)
 
 
@@ -80,14 +82,8 @@ def lora_finetune(
         losses = []
         for start in tqdm(range(0, len(order), bs), desc=f"LoRA epoch {epoch + 1}", unit="batch", mininterval=5):
             batch = [encoded[i] for i in order[start : start + bs]]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for k, (row, lab) in enumerate(batch):
-                ids[k, : len(row)] = torch.tensor(row)
-                labels[k, : len(lab)] = torch.tensor(lab)
-                mask[k, : len(row)] = 1
+            ids, mask = pad_batch([row for row, _ in batch], pad)
+            labels, _ = pad_batch([lab for _, lab in batch], -100)
             loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()

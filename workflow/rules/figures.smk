@@ -147,6 +147,7 @@ if TASK_NAMES:
             "../../envs/grokpath.yaml"
         params:
             steps=steps_of,
+            moving_average=config["correlation"]["moving_average"],
         script:
             "../scripts/plot_accuracy_vs_monitors.py"
 

@@ -7,6 +7,7 @@ with logged(snakemake.log[0]):
         steps=snakemake.params.steps,
         monitors_table=snakemake.input.monitors,
         item_tables=list(snakemake.input.evals),
+        moving_average=snakemake.params.moving_average,
         png=snakemake.output.png,
         pdf=snakemake.output.pdf,
     )
