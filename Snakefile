@@ -41,9 +41,11 @@ include: "workflow/rules/pathways.smk"
 include: "workflow/rules/distance.smk"
 include: "workflow/rules/monitors.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/decontamination.smk"
 include: "workflow/rules/testgroups.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/prefetch.smk"
 
 
 rule all:

@@ -60,9 +60,9 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
     checkpoints.materialize_folder(src, ckpt, "local", "1")
     data = tmp_path / "math_instruct.jsonl"
     data.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
-    tuned = tmp_path / "tuned" / "manifest.json"
-    stages.instruction_tune("m", "s1", "math", str(ckpt / "manifest.json"), str(data), SETTINGS, 0, str(tuned))
-    manifest = checkpoints.read_manifest(tuned.parent)
+    tuned = tmp_path / "tuned"
+    stages.instruction_tune("m", "s1", "math", str(ckpt), str(data), SETTINGS, 0, str(tuned))
+    manifest = checkpoints.read_manifest(tuned)
     assert manifest["family"] == "math"
     assert manifest["n_examples"] == len(EXAMPLES)
     test_set = tmp_path / "math.test.jsonl"
@@ -76,7 +76,7 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
     stages.run_lm_eval(
         "m",
         "s1",
-        str(ckpt / "manifest.json"),
+        str(ckpt),
         [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
         {"math": str(test_set)},
         {"math_generate": str(out_json)},

@@ -19,7 +19,7 @@ from grokpath import io
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("pretrain", "local")
+SOURCES = ("pretrain", "local", "hf")
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
 

@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from grokpath.checkpoints import SOURCES as CHECKPOINT_SOURCES
+from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 from grokpath.synthetic import DOMAINS as GENERATED_DOMAINS
 
 OTHER_SOURCES = tuple(s for s in CHECKPOINT_SOURCES if s != "pretrain")
@@ -115,9 +116,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 )
         else:
             model.pop("pretrain", None)  # the schema filled in defaults that do not apply
-            missing = [c["id"] for c in model["checkpoints"] if "path" not in c]
-            if missing:
-                raise ConfigError(f"config key models.{alias}.checkpoints: source 'local' needs a path for {missing}")
+        _check_checkpoint_locations(alias, model)
     has_pretrain = any(m["source"] == "pretrain" for m in config["models"].values())
     for name, dom in config["domains"].items():
         if dom["source"] == "pretrain":
@@ -129,9 +128,19 @@ def _check_semantics(config: dict[str, Any]) -> None:
             if not has_pretrain:
                 raise ConfigError(f"config key domains.{name}.source: 'pretrain' needs a model with source 'pretrain'")
         else:
-            for key in ("samples_path", "validation_path"):
+            needed = (
+                ("samples_path", "validation_path") if dom["source"] == "jsonl" else ("dataset", "validation_dataset")
+            )
+            for key in needed:
                 if key not in dom:
-                    raise ConfigError(f"config key domains.{name}.{key}: required for source 'jsonl'")
+                    raise ConfigError(f"config key domains.{name}.{key}: required for source {dom['source']!r}")
+        has_test_set = dom["source"] == "pretrain" or "test_path" in dom
+        local = [t["name"] for t in dom["tasks"] if t["task"] in LOCAL_TASK_KINDS]
+        if local and not has_test_set:
+            raise ConfigError(
+                f"config key domains.{name}.tasks: {local} use the local kinds {list(LOCAL_TASK_KINDS)}, which "
+                f"evaluate the domain's own test set; give domains.{name}.test_path or use lm-eval task names"
+            )
         if dom["n_samples"] < 2:
             raise ConfigError(f"config key domains.{name}.n_samples: needs at least 2 samples for pair distances")
     names = [t["name"] for dom in config["domains"].values() for t in dom["tasks"]]
@@ -147,6 +156,15 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key instruction_tune.datasets: no instruction data for famil(ies) {missing}; "
                 f"give a JSONL path for each of {sorted(families)}"
             )
+    decon = config["decontamination"]
+    if decon["enabled"] and decon["checkpoint"] is not None:
+        for alias, model in config["models"].items():
+            ids = [c["id"] for c in model["checkpoints"]]
+            if decon["checkpoint"] not in ids:
+                raise ConfigError(
+                    f"config key decontamination.checkpoint: {decon['checkpoint']!r} is not a checkpoint of model "
+                    f"{alias!r}; allowed: {ids} or null for the last one"
+                )
     unknown_eps = sorted(set(config["memorization"]["eps"]) - set(config["domains"]))
     if unknown_eps:
         raise ConfigError(
@@ -155,6 +173,31 @@ def _check_semantics(config: dict[str, Any]) -> None:
     lo, hi = config["memorization"]["target_fraction"]
     if lo > hi:
         raise ConfigError(f"config key memorization.target_fraction: [{lo}, {hi}] must be [low, high] with low <= high")
+
+
+# Which checkpoint key says where each source finds its checkpoint; the others must be absent.
+_LOCATION_KEY = {"pretrain": None, "local": "path", "hf": "revision"}
+
+
+def _check_checkpoint_locations(alias: str, model: dict[str, Any]) -> None:
+    source = model["source"]
+    key = _LOCATION_KEY[source]
+    for other in ("path", "revision"):
+        extra = [c["id"] for c in model["checkpoints"] if other in c and other != key]
+        if extra:
+            raise ConfigError(
+                f"config key models.{alias}.checkpoints: `{other}` is not used by source {source!r} "
+                f"(checkpoints {extra}); source {source!r} takes " + (f"`{key}`" if key else "no location key")
+            )
+    if key:
+        missing = [c["id"] for c in model["checkpoints"] if key not in c]
+        if missing:
+            raise ConfigError(f"config key models.{alias}.checkpoints: source {source!r} needs a {key} for {missing}")
+    if (source == "hf") != ("repo" in model):
+        raise ConfigError(
+            f"config key models.{alias}.repo: "
+            + ("required for source 'hf'" if source == "hf" else f"only used by source 'hf', not {source!r}")
+        )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

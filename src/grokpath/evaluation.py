@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 TASKS_DIR = Path(__file__).resolve().parents[2] / "workflow" / "lm_eval_tasks"
 LOCAL_KINDS = {"generate": "grokpath_generate.yaml", "choice": "grokpath_choice.yaml"}
 # The per-item score each kind reports in lm-eval's logged samples.
-_ITEM_METRICS = ("exact_match", "acc")
+_ITEM_METRICS = ("exact_match", "acc", "pass@1")
+# Where lm-eval's documents keep the question, by benchmark family (MATH: problem).
+_PROMPT_FIELDS = ("prompt", "question", "problem", "query", "input")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def check_task_names(names: list[str]) -> None:
         return
     from lm_eval.tasks import TaskManager
 
-    known = set(TaskManager().all_tasks)
+    known = set(TaskManager(include_path=str(TASKS_DIR)).all_tasks)
     for name in unknown:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)
@@ -75,12 +78,19 @@ def evaluate(
     batch_size: int = 32,
     device: str = "cpu",
     seed: int = 0,
+    allow_code_execution: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Run every spec on one checkpoint; returns {spec.name: {"results": ..., "samples": [...]}}."""
+    """Run every spec on one checkpoint; returns {spec.name: {"results": ..., "samples": [...]}}.
+
+    Tasks that execute generated code (HumanEval+) run only with `allow_code_execution`, which
+    the config must say explicitly: lm-eval runs the model's programs on this machine.
+    """
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    if allow_code_execution:
+        os.environ["HF_ALLOW_CODE_EVAL"] = "1"  # the code_eval metric refuses to run without it
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, add_bos_token=True)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=any(s.task not in LOCAL_KINDS for s in specs))
     out: dict[str, dict[str, Any]] = {}
@@ -104,6 +114,7 @@ def evaluate(
             numpy_random_seed=seed,
             torch_random_seed=seed,
             fewshot_random_seed=seed,
+            confirm_run_unsafe_code=allow_code_execution,
         )
         if res is None:
             raise RuntimeError(f"lm-eval returned no results for {spec.name}")
@@ -127,11 +138,14 @@ def item_rows(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
             raise ValueError(f"logged sample has none of the per-item metrics {_ITEM_METRICS}: {sorted(s)}")
         doc = s.get("doc", {})
         resp = s.get("filtered_resps") or s.get("resps")
+        field = next((f for f in _PROMPT_FIELDS if f in doc), None)
+        args = s.get("arguments") or [[""]]
+        prompt = doc[field] if field else args[0][0]  # else the context lm-eval built
         rows.append(
             {
                 "doc_id": int(s["doc_id"]),
                 "item_id": str(doc.get("item_id", s["doc_id"])),
-                "prompt": str(doc.get("prompt", doc.get("question", ""))),
+                "prompt": str(prompt),
                 "target": str(s.get("target", "")),
                 "prediction": str(resp[0] if isinstance(resp, list) and resp else resp),
                 "correct": int(float(s[metric]) > 0.5),
@@ -144,3 +158,30 @@ def _lm_eval_version() -> str:
     from importlib import metadata
 
     return metadata.version("lm-eval")
+
+
+def prefetch_tasks(names: list[str]) -> dict[str, int]:
+    """Download every lm-eval task's dataset (and metric code) into the local caches.
+
+    Instantiating a task loads its dataset, which is exactly what a later offline run needs from
+    the datasets cache. Returns the number of evaluation documents of each task (subtasks of a
+    group are counted one by one).
+    """
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    check_task_names(names)
+    remote = [n for n in names if n not in LOCAL_KINDS]
+    if not remote:
+        return {}
+    manager = TaskManager(include_path=str(TASKS_DIR))
+    counts: dict[str, int] = {}
+
+    def walk(tree: Any) -> None:
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                walk(value)
+            else:
+                counts[str(key)] = len(list(value.eval_docs))
+
+    walk(get_task_dict(remote, manager))
+    return counts

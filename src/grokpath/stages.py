@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import zlib
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,73 @@ def pretrain_tiny_moe(
 
 
 # ---------------------------------------------------------------- download_checkpoint
-def download_checkpoint(source: str, origin: str, revision: str, manifest: str) -> None:
-    """Materialize one checkpoint folder next to `manifest` (its manifest.json)."""
+def download_checkpoint(source: str, origin: str, revision: str, dest: str, keep_cache: bool = True) -> None:
+    """Materialize one checkpoint folder at `dest`, its manifest.json written last.
+
+    `origin` is a folder (sources pretrain, local) or a hub repository (hf); `keep_cache=False`
+    (disk-bounded mode) downloads from the hub straight into `dest`, without an HF cache copy.
+    """
     if source not in checkpoints.SOURCES:
         raise ValueError(f"checkpoint source must be one of {checkpoints.SOURCES}, got {source!r}")
-    dest = Path(manifest).parent
-    checkpoints.materialize_folder(Path(origin), dest, source, revision)
+    if source == "hf":
+        from grokpath import hub
+
+        hub.download_checkpoint(origin, revision, Path(dest), keep_cache=keep_cache)
+    else:
+        checkpoints.materialize_folder(Path(origin), Path(dest), source, revision)
+
+
+# ---------------------------------------------------------------- prefetch
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+@contextmanager
+def hub_errors(what: str) -> Iterator[None]:
+    """With the hub switched off, a failed fetch says what to prefetch instead of a network error."""
+    try:
+        yield
+    except Exception as e:
+        offline = [v for v in _OFFLINE_VARS if os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")]
+        if not offline or (isinstance(e, ValueError) and "offline" not in str(e).lower()):
+            raise
+        raise RuntimeError(
+            f"{what} is not on this machine and {'/'.join(offline)} is set: run `snakemake prefetch` "
+            f"(same --configfile) where the hub is reachable, then rerun ({type(e).__name__}: {e})"
+        ) from e
+
+
+def prefetch_checkpoint(repo: str, revision: str, out: str) -> None:
+    """Bring one hub revision into the HF cache (no copy in resources/) and record its commit."""
+    from grokpath import hub
+
+    sha = hub.prefetch(repo, revision)
+    io.write_json(out, {"repo": repo, "revision": revision, "commit_sha": sha})
+
+
+def prefetch_benchmarks(tasks: Sequence[str], out: str) -> None:
+    """Bring every lm-eval task's dataset into the datasets cache; records the document counts."""
+    from grokpath import evaluation
+
+    with hub_errors(f"benchmark data of {list(tasks)}"):
+        counts = evaluation.prefetch_tasks(list(tasks))
+    log.info("prefetched %d benchmark task(s): %s", len(counts), counts)
+    io.write_json(out, {"tasks": counts, "versions": tables.versions()})
+
+
+def prepare_instructions(family: str, source: Mapping[str, Any], out: str) -> None:
+    """Freeze a hub instruction dataset as {"prompt", "response"} JSONL for instruction_tune."""
+    import datasets
+
+    from grokpath import instructions
+
+    keys = ("name", "split", "revision", "data_files")
+    with hub_errors(f"instruction dataset {source['path']} (family {family})"):
+        rows = datasets.load_dataset(source["path"], streaming=True, **{k: source[k] for k in keys if k in source})
+        examples = instructions.format_rows(
+            rows, source["prompt_template"], source["response_template"], f"{source['path']} (family {family})"
+        )
+    log.info("%s: %d instruction examples from %s", family, len(examples), source["path"])
+    io.write_jsonl(out, examples)
 
 
 # ---------------------------------------------------------------- prepare_samples
@@ -63,7 +125,7 @@ def prepare_samples(
     seed: int,
     max_tokens: int,
     source_dir: str | None,
-    checkpoint_manifest: str,
+    checkpoint: str,
     out_samples: str,
     out_validation: str,
     out_test: str,
@@ -71,41 +133,93 @@ def prepare_samples(
     """Freeze the domain's samples and validation texts (with token hashes) and its test set."""
     from transformers import AutoTokenizer
 
-    ckpt = Path(checkpoint_manifest).parent
+    ckpt = Path(checkpoint)
     checkpoints.read_manifest(ckpt)
     tokenizer = AutoTokenizer.from_pretrained(ckpt)
     field = settings.get("text_field", "text")
-    if settings["source"] == "pretrain":
-        assert source_dir is not None
-        base = Path(source_dir) / domain
-        paths = {"samples": base / "train.jsonl", "validation": base / "validation.jsonl", "test": base / "test.jsonl"}
+    test_path: Path | None = None
+    texts: dict[str, list[str]] = {}
+    origin: dict[str, Any] = {}
+    if settings["source"] == "hf":
+        # Streamed: only as many rows as the selection needs are read (see hfdata).
+        for split, key, n in (
+            ("samples", "dataset", settings["n_samples"]),
+            ("validation", "validation_dataset", settings["n_validation"]),
+        ):
+            texts[split], origin[split] = _stream_domain(settings[key], n, seed, max_tokens, tokenizer)
+        test_path = Path(settings["test_path"]) if "test_path" in settings else None
     else:
-        paths = {
-            "samples": Path(settings["samples_path"]),
-            "validation": Path(settings["validation_path"]),
-            "test": Path(settings["test_path"]),
-        }
-    sample_texts = samples.read_texts(paths["samples"], field)
-    val_texts = samples.read_texts(paths["validation"], field)
-    test_rows = io.read_jsonl(paths["test"])
-    if not test_rows:
-        raise ValueError(f"{paths['test']}: the test set is empty")
-    for split, texts, n, out in (
-        ("samples", sample_texts, settings["n_samples"], out_samples),
-        ("validation", val_texts, settings["n_validation"], out_validation),
+        if settings["source"] == "pretrain":
+            assert source_dir is not None
+            base = Path(source_dir) / domain
+            paths = {"samples": base / "train.jsonl", "validation": base / "validation.jsonl"}
+            test_path = base / "test.jsonl"
+        else:
+            paths = {"samples": Path(settings["samples_path"]), "validation": Path(settings["validation_path"])}
+            test_path = Path(settings["test_path"]) if "test_path" in settings else None
+        for split, path in paths.items():
+            texts[split], origin[split] = samples.read_texts(path, field), str(path)
+    if test_path is not None and not io.read_jsonl(test_path):
+        raise ValueError(f"{test_path}: the test set is empty")
+    for split, n, out in (
+        ("samples", settings["n_samples"], out_samples),
+        ("validation", settings["n_validation"], out_validation),
     ):
-        df = samples.build_manifest(texts, tokenizer, model, domain, split, n, seed, max_tokens)
-        tables.write(df, out, tables.SAMPLES_SCHEMA, seed=seed, source=str(paths[split]))
+        df = samples.build_manifest(texts[split], tokenizer, model, domain, split, n, seed, max_tokens)
+        tables.write(df, out, tables.SAMPLES_SCHEMA, seed=seed, source=origin[split])
         log.info("%s/%s: %d %s, %d tokens", model, domain, df.height, split, int(df["n_tokens"].sum()))
     with io.atomic_path(out_test) as tmp:
-        shutil.copyfile(paths["test"], tmp)
+        if test_path is None:
+            # No local test set: this domain's benchmarks are lm-eval tasks with their own data.
+            Path(tmp).write_text("")
+        else:
+            shutil.copyfile(test_path, tmp)
+
+
+def _stream_domain(
+    spec: Mapping[str, Any], n: int, seed: int, max_tokens: int, tokenizer: Any
+) -> tuple[list[str], dict[str, Any]]:
+    """`n` texts of a hub dataset (config block `dataset`/`validation_dataset`) and their provenance."""
+    from grokpath import hfdata
+
+    keys = (
+        "name",
+        "data_dir",
+        "split",
+        "revision",
+        "data_files",
+        "text_field",
+        "keyword",
+        "shuffle_buffer",
+        "max_scan",
+    )
+    with hub_errors(f"dataset {spec['path']}"):
+        got = hfdata.stream_texts(
+            spec["path"],
+            n=n,
+            seed=seed,
+            max_tokens=max_tokens,
+            tokenizer=tokenizer,
+            **{k: spec[k] for k in keys if k in spec},
+        )
+    log.info(
+        "%s: %d texts from %d rows scanned (%d empty, %d without the keyword, %d over %d tokens)",
+        spec["path"],
+        len(got.texts),
+        got.scanned,
+        got.empty,
+        got.no_keyword,
+        got.too_long,
+        max_tokens,
+    )
+    return got.texts, got.provenance
 
 
 # ---------------------------------------------------------------- extract_routing
 def extract_routing(
     model: str,
     step: str,
-    checkpoint_manifest: str,
+    checkpoint: str,
     sample_tables: Mapping[str, str],
     validation_tables: Mapping[str, str],
     routing_out: Mapping[str, str],
@@ -122,7 +236,7 @@ def extract_routing(
     from grokpath import extraction
 
     torch.set_num_threads(settings["threads"])
-    ckpt = Path(checkpoint_manifest).parent
+    ckpt = Path(checkpoint)
     manifest = checkpoints.read_manifest(ckpt)
     meta = {
         "seed": seed,
@@ -206,19 +320,19 @@ def instruction_tune(
     model: str,
     step: str,
     family: str,
-    checkpoint_manifest: str,
+    checkpoint: str,
     dataset: str,
     settings: Mapping[str, Any],
     seed: int,
-    manifest: str,
+    dest: str,
 ) -> None:
-    """LoRA-tune one checkpoint on one family's instruction data; save the merged model beside `manifest`."""
+    """LoRA-tune one checkpoint on one family's instruction data; save the merged model in `dest`."""
     import torch
 
     from grokpath import extraction, tuning
 
     torch.set_num_threads(1)
-    ckpt = Path(checkpoint_manifest).parent
+    ckpt = Path(checkpoint)
     base = checkpoints.read_manifest(ckpt)
     examples = tuning.read_examples(io.read_jsonl(dataset), dataset)
     if settings["max_examples"] and len(examples) > settings["max_examples"]:
@@ -226,13 +340,13 @@ def instruction_tune(
         examples = [examples[i] for i in keep]
     net, tokenizer = extraction.load_checkpoint(ckpt)
     merged, losses = tuning.lora_finetune(net, tokenizer, examples, settings, seed)
-    dest = Path(manifest).parent
-    dest.mkdir(parents=True, exist_ok=True)
-    merged.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
-    files = checkpoints.file_entries(dest)
-    io.write_json(
-        manifest,
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    files = checkpoints.file_entries(out)
+    io.write_json(  # last: a folder without its manifest is incomplete
+        out / checkpoints.MANIFEST,
         {
             "source": "instruction_tune",
             "family": family,
@@ -256,7 +370,7 @@ def instruction_tune(
 def run_lm_eval(
     model: str,
     step: str,
-    checkpoint_manifest: str,
+    checkpoint: str,
     tasks: Sequence[Mapping[str, Any]],
     test_sets: Mapping[str, str],
     json_out: Mapping[str, str],
@@ -269,7 +383,7 @@ def run_lm_eval(
 ) -> None:
     """Every configured benchmark on one checkpoint: lm-eval's results and per-item correctness.
 
-    With `tuned` ({family: manifest of a merged LoRA model}), each task is evaluated on the tuned
+    With `tuned` ({family: folder of a merged LoRA model}), each task is evaluated on the tuned
     model of its domain's family (`family_of`), each with a response cache of its own.
     """
     import torch
@@ -278,20 +392,26 @@ def run_lm_eval(
 
     specs = [evaluation.TaskSpec(**t) for t in tasks]
     evaluation.check_task_names([s.task for s in specs])
-    base = checkpoints.read_manifest(Path(checkpoint_manifest).parent)
+    base = checkpoints.read_manifest(Path(checkpoint))
     by_model: dict[str, list[evaluation.TaskSpec]] = {}
     for spec in specs:
         family = (family_of or {}).get(spec.domain, spec.domain)
-        by_model.setdefault(
-            str(Path(tuned[family]).parent) if tuned else str(Path(checkpoint_manifest).parent), []
-        ).append(spec)
+        by_model.setdefault(str(Path(tuned[family])) if tuned else str(Path(checkpoint)), []).append(spec)
     for folder, group in by_model.items():
         torch.manual_seed(seed)
-        evaluated = base if folder == str(Path(checkpoint_manifest).parent) else checkpoints.read_manifest(folder)
+        evaluated = base if folder == str(Path(checkpoint)) else checkpoints.read_manifest(folder)
         net, tokenizer = extraction.load_checkpoint(folder, settings["device"], settings["dtype"])
         suffix = f"_{evaluated['family']}" if tuned else ""
         results = evaluation.evaluate(
-            net, tokenizer, group, dict(test_sets), f"{cache}{suffix}", settings["batch_size"], settings["device"], seed
+            net,
+            tokenizer,
+            group,
+            dict(test_sets),
+            f"{cache}{suffix}",
+            settings["batch_size"],
+            settings["device"],
+            seed,
+            allow_code_execution=settings.get("allow_code_execution", False),
         )
         sha = checkpoints.checkpoint_sha(evaluated)
         for spec in group:
@@ -331,6 +451,71 @@ def _stack_checkpoints(
         if not f[key].equals(frames[0][key]):
             raise ValueError(f"{what}: the table of checkpoint {ckpt} covers other {key}s than the first checkpoint's")
     return frames[0], np.stack([f[column].to_numpy() for f in frames], axis=1)
+
+
+# ---------------------------------------------------------------- decontaminate
+def decontaminate(
+    model: str,
+    task: str,
+    checkpoint: str,
+    items_table: str,
+    settings: Mapping[str, Any],
+    device: str,
+    dtype: str,
+    out: str,
+) -> None:
+    """Min-K%++ score of every item of one benchmark (prompt + gold target) under one checkpoint."""
+    import torch
+
+    from grokpath import decontamination, extraction
+
+    torch.set_num_threads(1)
+    items = tables.read(items_table, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")
+    manifest = checkpoints.read_manifest(checkpoint)
+    net, tokenizer = extraction.load_checkpoint(checkpoint, device, dtype)
+    # Generation targets (HumanEval's test code) follow the prompt directly; others after a space.
+    _, record = decontamination.decontaminate(
+        items.to_dicts(),
+        net,
+        tokenizer,
+        drop_fraction=settings["drop_fraction"],
+        k=settings["k"],
+        batch_size=settings["batch_size"],
+        answer_field="target",
+    )
+    df = pl.concat(
+        [items.select("model", "step", "domain", "task", "doc_id", "item_id"), record.drop("item_id")], how="horizontal"
+    )
+    tables.write(
+        df.drop("item_index"),
+        out,
+        tables.DECONTAMINATION_SCHEMA,
+        checkpoint_sha=checkpoints.checkpoint_sha(manifest),
+        **settings,
+    )
+    log.info("%s/%s: %d of %d items dropped", model, task, int(df["dropped"].sum()), df.height)
+
+
+def drop_contaminated(items_table: str, scores_table: str, out: str) -> None:
+    """One checkpoint's per-item table without the items decontamination dropped."""
+    items = tables.read(items_table, tables.EVAL_ITEMS_SCHEMA)
+    scores = tables.read(scores_table, tables.DECONTAMINATION_SCHEMA)
+    unknown = set(items["item_id"]) - set(scores["item_id"])
+    if unknown:
+        raise ValueError(
+            f"{items_table}: {len(unknown)} item(s) have no decontamination score in {scores_table} "
+            f"(e.g. {sorted(unknown)[:3]}); every checkpoint must evaluate the same items"
+        )
+    dropped = scores.filter(pl.col("dropped"))["item_id"]
+    meta = tables.read_metadata(items_table)
+    kept = items.filter(~pl.col("item_id").is_in(dropped.implode()))
+    tables.write(
+        kept,
+        out,
+        tables.EVAL_ITEMS_SCHEMA,
+        **{k: v for k, v in meta.items() if k != "versions"},
+        decontamination=scores_table,
+    )
 
 
 # ---------------------------------------------------------------- assign_memorization
@@ -619,7 +804,7 @@ def match_groups(
     train_groups_table: str,
     samples_table: str,
     test_groups_table: str,
-    test_set: str,
+    items_table: str,
     checkpoint_ids: Sequence[str],
     checkpoint_steps: Sequence[int],
     out: str,
@@ -631,7 +816,7 @@ def match_groups(
     train = tables.read(train_groups_table, tables.GROUPS_SCHEMA).drop_nulls("memorized_at")
     texts = dict(tables.read(samples_table, tables.SAMPLES_SCHEMA).select("sample_id", "text").iter_rows())
     test = tables.read(test_groups_table, tables.TEST_GROUPS_SCHEMA).drop_nulls("learned_at")
-    prompts = {str(r.get("item_id")): r.get("prompt", "") for r in io.read_jsonl(test_set)}
+    prompts = dict(tables.read(items_table, tables.EVAL_ITEMS_SCHEMA).select("item_id", "prompt").iter_rows())
     domain = test["domain"][0] if test.height else train["domain"][0] if train.height else ""
     train_ids = [c for c in checkpoint_ids if (train["memorized_at"] == c).any()]
     test_ids = [c for c in checkpoint_ids if (test["learned_at"] == c).any()]

@@ -127,6 +127,22 @@ EVAL_ITEMS_SCHEMA = pa.schema(
     ]
 )
 
+# Min-K%++ score of each benchmark item under the scoring checkpoint `step`; `dropped` items are
+# left out of every later stage.
+DECONTAMINATION_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("doc_id", pa.int64(), nullable=False),
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("dropped", pa.bool_(), nullable=False),
+    ]
+)
+
 TEST_GROUPS_SCHEMA = pa.schema(
     [
         *_KEYS,

@@ -2,7 +2,7 @@ rule download_checkpoint:
     input:
         checkpoint_input,
     output:
-        manifest="resources/checkpoints/{model}/{step}/manifest.json",
+        checkpoint=disk_bounded("resources/checkpoints/{model}/{step}"),
     log:
         "logs/download_checkpoint/{model}/{step}.log",
     benchmark:
@@ -17,10 +17,11 @@ rule download_checkpoint:
         source=checkpoint_source,
         origin=checkpoint_origin,
         revision=checkpoint_revision,
+        keep_cache=KEEP_CHECKPOINTS,
     script:
         "../scripts/download_checkpoint.py"
 
 
 rule all_checkpoints:
     input:
-        per_checkpoint("resources/checkpoints/{model}/{step}/manifest.json"),
+        per_checkpoint("resources/checkpoints/{model}/{step}"),

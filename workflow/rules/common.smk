@@ -2,12 +2,15 @@
 import re
 
 from grokpath.config import validate_config
+from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 
 validate_config(config)
 
 MODELS = config["models"]
 DOMAINS = list(config["domains"])
 PRETRAIN_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "pretrain"]
+HUB_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "hf"]
+KEEP_CHECKPOINTS = config["keep_checkpoints"]
 
 
 def _alternatives(values):
@@ -50,25 +53,39 @@ def pretrain_settings(wildcards):
 
 
 # ----- download_checkpoint
+def disk_bounded(path):
+    """A large model folder: deleted after its last consumer in disk-bounded mode."""
+    return directory(path) if KEEP_CHECKPOINTS else temp(directory(path))
+
+
+def checkpoint_dir(wildcards):
+    return f"resources/checkpoints/{wildcards.model}/{wildcards.step}"
+
+
 def checkpoint_input(wildcards):
+    """The pretraining run or the local folder; nothing for the hub (never contacted while planning)."""
     spec = MODELS[wildcards.model]
     if spec["source"] == "pretrain":
         return f"resources/pretrain/{wildcards.model}/checkpoints"
-    return _checkpoint(wildcards.model, wildcards.step)["path"]
+    if spec["source"] == "local":
+        return _checkpoint(wildcards.model, wildcards.step)["path"]
+    return []
 
 
 def checkpoint_origin(wildcards):
+    """Folder (pretrain, local) or hub repository (hf) the checkpoint comes from."""
     spec = MODELS[wildcards.model]
     ckpt = _checkpoint(wildcards.model, wildcards.step)
     if spec["source"] == "pretrain":
         return (
             f"resources/pretrain/{wildcards.model}/checkpoints/step{ckpt['step']:06d}"
         )
-    return ckpt["path"]
+    return ckpt["path"] if spec["source"] == "local" else spec["repo"]
 
 
 def checkpoint_revision(wildcards):
-    return str(_checkpoint(wildcards.model, wildcards.step)["step"])
+    ckpt = _checkpoint(wildcards.model, wildcards.step)
+    return ckpt.get("revision", str(ckpt["step"]))
 
 
 def checkpoint_source(wildcards):
@@ -76,9 +93,9 @@ def checkpoint_source(wildcards):
 
 
 # ----- prepare_samples
-def first_checkpoint_manifest(wildcards):
+def first_checkpoint(wildcards):
     first = checkpoint_ids(wildcards.model)[0]
-    return f"resources/checkpoints/{wildcards.model}/{first}/manifest.json"
+    return f"resources/checkpoints/{wildcards.model}/{first}"
 
 
 def domain_source_input(wildcards):
@@ -86,7 +103,10 @@ def domain_source_input(wildcards):
     dom = config["domains"][wildcards.domain]
     if dom["source"] == "pretrain":
         return f"resources/pretrain/{PRETRAIN_MODELS[0]}/data"
-    return [dom["samples_path"], dom["validation_path"], dom["test_path"]]
+    paths = [
+        dom[k] for k in ("samples_path", "validation_path", "test_path") if k in dom
+    ]
+    return paths
 
 
 def domain_source_dir(wildcards):
@@ -167,21 +187,31 @@ TUNED_FAMILIES = (
 
 
 def tune_dataset(wildcards):
+    """A JSONL path as given, or the file prepare_instructions makes from a hub dataset."""
+    spec = TUNE["datasets"][wildcards.family]
+    return (
+        spec
+        if isinstance(spec, str)
+        else f"resources/instruct/{wildcards.family}.jsonl"
+    )
+
+
+def instruction_source(wildcards):
     return TUNE["datasets"][wildcards.family]
 
 
-def tuned_manifests(wildcards):
+def tuned_models(wildcards):
     return {
-        f"tuned_{f}": f"resources/tuned/{wildcards.model}/{wildcards.step}/{f}/manifest.json"
+        f"tuned_{f}": f"resources/tuned/{wildcards.model}/{wildcards.step}/{f}"
         for f in TUNED_FAMILIES
     }
 
 
 def eval_inputs(wildcards):
     return {
-        "checkpoint": f"resources/checkpoints/{wildcards.model}/{wildcards.step}/manifest.json",
+        "checkpoint": checkpoint_dir(wildcards),
         **eval_test_sets(wildcards),
-        **tuned_manifests(wildcards),
+        **tuned_models(wildcards),
     }
 
 
@@ -190,9 +220,29 @@ def task_domain(wildcards):
     return next(t["domain"] for t in EVAL_TASKS if t["name"] == wildcards.task)
 
 
+# Per-item tables downstream stages read: decontamination leaves its dropped items out of them.
+DECON = config["decontamination"]
+ITEMS = (
+    "results/evals_clean/{model}/{step}/{task}.samples.parquet"
+    if DECON["enabled"]
+    else "results/evals/{model}/{step}/{task}.samples.parquet"
+)
+
+
+def decontamination_checkpoint(wildcards):
+    step = DECON["checkpoint"] or checkpoint_ids(wildcards.model)[-1]
+    return f"resources/checkpoints/{wildcards.model}/{step}"
+
+
+def decontamination_items(wildcards):
+    """The scoring checkpoint's per-item table: its prompts and targets are scored."""
+    step = DECON["checkpoint"] or checkpoint_ids(wildcards.model)[-1]
+    return f"results/evals/{wildcards.model}/{step}/{wildcards.task}.samples.parquet"
+
+
 def task_item_tables(wildcards):
     return expand(
-        "results/evals/{model}/{step}/{task}.samples.parquet",
+        ITEMS,
         model=wildcards.model,
         step=checkpoint_ids(wildcards.model),
         task=wildcards.task,
@@ -205,7 +255,12 @@ def match_inputs(wildcards):
         "train_groups": f"results/groups/{wildcards.model}/{domain}.parquet",
         "samples": f"results/samples/{wildcards.model}/{domain}.parquet",
         "test_groups": f"results/test_groups/{wildcards.model}/{wildcards.task}.parquet",
-        "test_set": f"results/samples/{wildcards.model}/{domain}.test.jsonl",
+        # any checkpoint's items carry the prompts; the last one's exists in every config
+        "evals": ITEMS.format(
+            model=wildcards.model,
+            step=checkpoint_ids(wildcards.model)[-1],
+            task=wildcards.task,
+        ),
     }
 
 
@@ -220,7 +275,7 @@ def steps_of(wildcards):
 
 def model_items(wildcards):
     return [
-        f"results/evals/{wildcards.model}/{s}/{t}.samples.parquet"
+        ITEMS.format(model=wildcards.model, step=s, task=t)
         for s in checkpoint_ids(wildcards.model)
         for t in TASK_NAMES
     ]
@@ -294,3 +349,28 @@ def model_ablations(wildcards):
         for s in checkpoint_ids(wildcards.model)
         for d in DOMAINS
     ]
+
+
+# ----- prefetch
+def prefetch_targets():
+    """What `snakemake prefetch` brings onto the machine (see prefetch.smk)."""
+    hub = [
+        f"resources/prefetch/{m}/{s}.json"
+        for m in HUB_MODELS
+        for s in checkpoint_ids(m)
+    ]
+    hub_domains = [d for d, spec in config["domains"].items() if spec["source"] == "hf"]
+    samples = expand(
+        "results/samples/{model}/{domain}.parquet", model=MODELS, domain=hub_domains
+    )
+    instructions = [
+        f"resources/instruct/{f}.jsonl"
+        for f in TUNED_FAMILIES
+        if isinstance(TUNE["datasets"][f], dict)
+    ]
+    benchmarks = (
+        ["resources/prefetch/benchmarks.json"]
+        if any(t["task"] not in LOCAL_TASK_KINDS for t in EVAL_TASKS)
+        else []
+    )
+    return hub + samples + instructions + benchmarks

@@ -40,12 +40,32 @@ if TASK_NAMES:
 
 if TUNED_FAMILIES:
 
+    rule prepare_instructions:
+        output:
+            "resources/instruct/{family}.jsonl",
+        log:
+            "logs/prepare_instructions/{family}.log",
+        benchmark:
+            "benchmarks/prepare_instructions/{family}.tsv"
+        wildcard_constraints:
+            family="|".join(
+                f for f in TUNED_FAMILIES if isinstance(TUNE["datasets"][f], dict)
+            )
+            or "$^",
+        localrule: True
+        conda:
+            "../../envs/grokpath.yaml"
+        params:
+            source=instruction_source,
+        script:
+            "../scripts/prepare_instructions.py"
+
     rule instruction_tune:
         input:
-            checkpoint="resources/checkpoints/{model}/{step}/manifest.json",
+            checkpoint=checkpoint_dir,
             dataset=tune_dataset,
         output:
-            manifest="resources/tuned/{model}/{step}/{family}/manifest.json",
+            model=disk_bounded("resources/tuned/{model}/{step}/{family}"),
         log:
             "logs/instruction_tune/{model}/{step}/{family}.log",
         benchmark:

@@ -1,6 +1,6 @@
 rule extract_routing:
     input:
-        checkpoint="resources/checkpoints/{model}/{step}/manifest.json",
+        checkpoint=checkpoint_dir,
         samples=expand("results/samples/{{model}}/{domain}.parquet", domain=DOMAINS),
         validation=expand(
             "results/samples/{{model}}/{domain}.validation.parquet", domain=DOMAINS

@@ -1,6 +1,6 @@
 rule prepare_samples:
     input:
-        checkpoint=first_checkpoint_manifest,
+        checkpoint=first_checkpoint,
         source=domain_source_input,
     output:
         samples="results/samples/{model}/{domain}.parquet",
@@ -10,6 +10,8 @@ rule prepare_samples:
         "logs/prepare_samples/{model}/{domain}.log",
     benchmark:
         "benchmarks/prepare_samples/{model}/{domain}.tsv"
+    # Hub datasets are streamed: run where the network is (and by `snakemake prefetch`).
+    localrule: True
     conda:
         "../../envs/grokpath.yaml"
     resources:

@@ -46,7 +46,7 @@ if TASK_NAMES:
     rule correlate:
         input:
             monitors=rules.aggregate_monitors.output[0],
-            evals=eval_outputs("results/evals/{model}/{step}/{task}.samples.parquet"),
+            evals=eval_outputs(ITEMS),
         output:
             parquet="results/tables/correlations.parquet",
             csv=report(

@@ -6,5 +6,6 @@ with logged(snakemake.log[0]):
         source=snakemake.params.source,
         origin=snakemake.params.origin,
         revision=snakemake.params.revision,
-        manifest=snakemake.output.manifest,
+        dest=snakemake.output.checkpoint,
+        keep_cache=snakemake.params.keep_cache,
     )

@@ -10,7 +10,7 @@ with logged(snakemake.log[0]):
     extract_routing(
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,
-        checkpoint_manifest=snakemake.input.checkpoint,
+        checkpoint=snakemake.input.checkpoint,
         sample_tables=by_domain(snakemake.input.samples),
         validation_tables=by_domain(snakemake.input.validation),
         routing_out=by_domain(snakemake.output.routing),

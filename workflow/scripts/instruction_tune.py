@@ -6,9 +6,9 @@ with logged(snakemake.log[0]):
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,
         family=snakemake.wildcards.family,
-        checkpoint_manifest=snakemake.input.checkpoint,
+        checkpoint=snakemake.input.checkpoint,
         dataset=snakemake.input.dataset,
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
-        manifest=snakemake.output.manifest,
+        dest=snakemake.output.model,
     )

@@ -8,7 +8,7 @@ with logged(snakemake.log[0]):
         train_groups_table=snakemake.input.train_groups,
         samples_table=snakemake.input.samples,
         test_groups_table=snakemake.input.test_groups,
-        test_set=snakemake.input.test_set,
+        items_table=snakemake.input.evals,
         checkpoint_ids=snakemake.params.checkpoint_ids,
         checkpoint_steps=snakemake.params.checkpoint_steps,
         out=snakemake.output[0],

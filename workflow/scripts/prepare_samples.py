@@ -9,7 +9,7 @@ with logged(snakemake.log[0]):
         seed=snakemake.params.seed,
         max_tokens=snakemake.params.max_tokens,
         source_dir=snakemake.params.source_dir,
-        checkpoint_manifest=snakemake.input.checkpoint,
+        checkpoint=snakemake.input.checkpoint,
         out_samples=snakemake.output.samples,
         out_validation=snakemake.output.validation,
         out_test=snakemake.output.test,

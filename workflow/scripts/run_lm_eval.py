@@ -10,7 +10,7 @@ with logged(snakemake.log[0]):
     run_lm_eval(
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,
-        checkpoint_manifest=snakemake.input.checkpoint,
+        checkpoint=snakemake.input.checkpoint,
         tasks=snakemake.params.tasks,
         test_sets={d: snakemake.input[d] for d in {t["domain"] for t in snakemake.params.tasks}},
         json_out=by_task(snakemake.output.results),
