@@ -56,3 +56,4 @@ rule all:
         per_model_task("results/matching/{model}/{task}.parquet"),
         ["results/tables/correlations.csv"] if TASK_NAMES else [],
         figure_outputs(),
+        checkpoint_releases(),

@@ -102,3 +102,78 @@ def test_instruction_tuning_needs_data_for_every_evaluated_family():
         ConfigError, match=r"instruction_tune.datasets: no instruction data for famil\(ies\) \['general'\]"
     ):
         validate_config(cfg)
+
+
+def _hub_model(**extra):
+    return {
+        "source": "hf",
+        "repo": "allenai/OLMoE-1B-7B-0924",
+        "checkpoints": [{"id": "step5000", "step": 5000, "revision": "step5000-tokens20B"}],
+        **extra,
+    }
+
+
+def test_paper_config_is_valid():
+    cfg = load_config(ROOT / "config" / "olmoe-paper.yaml")
+    model = cfg["models"]["olmoe-1b-7b"]
+    assert [c["step"] for c in model["checkpoints"]][::9] == [5000, 1100000]
+    assert cfg["keep_checkpoints"] is False
+    assert cfg["instruction_tune"]["rank"] == 32
+    assert cfg["decontamination"]["drop_fraction"] == 0.1
+    assert cfg["domains"]["chemistry"]["dataset"]["keyword"] == "Organic Chemistry"
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({k: v for k, v in _hub_model().items() if k != "repo"}, r"models.other.repo: required for source 'hf'"),
+        (
+            _hub_model(checkpoints=[{"id": "a", "step": 1}]),
+            r"models.other.checkpoints: source 'hf' needs a revision for \['a'\]",
+        ),
+        (
+            _hub_model(checkpoints=[{"id": "a", "step": 1, "revision": "main", "path": "/x"}]),
+            r"`path` is not used by source 'hf' \(checkpoints \['a'\]\); source 'hf' takes `revision`",
+        ),
+        (_hub_model(repo="not a repo"), r"models.other.repo: 'not a repo' is invalid"),
+        (
+            {"source": "local", "repo": "a/b", "checkpoints": [{"id": "a", "step": 1, "path": "/x"}]},
+            r"models.other.repo: only used by source 'hf', not 'local'",
+        ),
+    ],
+)
+def test_bad_hub_model(model, message):
+    cfg = _base()
+    cfg["models"]["other"] = model
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_hub_domain_needs_both_datasets_and_local_kinds_need_a_test_set():
+    cfg = _base()
+    cfg["domains"]["web"] = {"source": "hf", "dataset": {"path": "open-web-math/open-web-math"}}
+    with pytest.raises(ConfigError, match=r"domains.web.validation_dataset: required for source 'hf'"):
+        validate_config(copy.deepcopy(cfg))
+    cfg["domains"]["web"]["validation_dataset"] = {"path": "a/b", "text_fieldd": "x"}
+    with pytest.raises(ConfigError, match=r"domains.web.validation_dataset: unknown key\(s\) \['text_fieldd'\]"):
+        validate_config(copy.deepcopy(cfg))
+    cfg["domains"]["web"]["validation_dataset"] = {"path": "a/b"}
+    cfg["domains"]["web"]["tasks"] = [{"name": "web_gen", "task": "generate"}]
+    with pytest.raises(ConfigError, match=r"domains.web.tasks: \['web_gen'\] use the local kinds"):
+        validate_config(copy.deepcopy(cfg))
+    cfg["domains"]["web"]["tasks"] = [{"name": "web_math", "task": "grokpath_competition_math"}]
+    assert validate_config(cfg)["domains"]["web"]["dataset"]["split"] == "train"
+
+
+def test_decontamination_checkpoint_must_exist():
+    cfg = _base()
+    cfg["decontamination"] = {"enabled": True, "checkpoint": "step999"}
+    with pytest.raises(ConfigError, match=r"decontamination.checkpoint: 'step999' is not a checkpoint of model 'tiny'"):
+        validate_config(cfg)
+
+
+def test_instruction_dataset_from_the_hub_needs_templates():
+    cfg = _base()
+    cfg["instruction_tune"] = {"enabled": True, "datasets": {"math": {"path": "meta-math/MetaMathQA"}}}
+    with pytest.raises(ConfigError, match=r"instruction_tune.datasets.math: 'prompt_template' is a required property"):
+        validate_config(cfg)

@@ -7,11 +7,14 @@ verify the files against it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +84,9 @@ def materialize_folder(src: Path, dest: Path, source: str, revision: str) -> dic
     return manifest
 
 
-def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
-    """The manifest of a materialized checkpoint; with `verify`, every file's size and sha256."""
+def read_manifest(folder: str | Path, verify: bool = True, skip_weights: bool = False) -> dict[str, Any]:
+    """The manifest of a materialized checkpoint; with `verify`, every file's size and sha256
+    (but the weight files' with `skip_weights`: for stages that only need the tokenizer)."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
@@ -90,6 +94,8 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     manifest = json.loads(path.read_text())
     if verify:
         for f in manifest["files"]:
+            if skip_weights and is_weight_file(f["name"]):
+                continue
             p = folder / f["name"]
             if not p.is_file() or p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
                 raise ValueError(
@@ -101,3 +107,88 @@ def read_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
 
 def checkpoint_sha(manifest: dict[str, Any]) -> str:
     return manifest.get("commit_sha") or manifest["content_hash"]
+
+
+# ---------------------------------------------------------------- disk-bounded mode
+# Weight files are what makes a checkpoint large; config, tokenizer and manifest stay on disk so
+# the folder (a Snakemake output) keeps existing and finished stages are not rerun.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack")
+RELEASED = ".released"
+
+
+def is_weight_file(name: str) -> bool:
+    return name.endswith(WEIGHT_SUFFIXES)
+
+
+def release_weights(folder: str | Path) -> int:
+    """Delete a complete checkpoint's weight files (disk-bounded mode); returns the bytes freed.
+
+    A `.released` marker records it, so `ensure_weights` brings them back for a later stage.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder, verify=False)
+    freed = 0
+    weights = [f for f in manifest["files"] if is_weight_file(f["name"])]
+    io.write_json(folder / RELEASED, {"files": [f["name"] for f in weights]})  # first: a crash leaves it marked
+    for f in weights:
+        path = folder / f["name"]
+        if path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
+def ensure_weights(folder: str | Path, keep_cache: bool = False) -> dict[str, Any]:
+    """The verified manifest of a checkpoint folder, fetching released weights back first.
+
+    Weights come back from where the manifest says the checkpoint came from: the same hub commit
+    (not the branch, which may have moved) or the same folder; they must match the manifest's
+    sha256, or nothing is changed.
+    """
+    folder = Path(folder)
+    marker = folder / RELEASED
+    if marker.exists():
+        manifest = read_manifest(folder, verify=False)
+        with _lock(folder):
+            if marker.exists():  # another job may have restored it while this one waited
+                _restore(folder, manifest, keep_cache)
+                marker.unlink()
+    return read_manifest(folder)
+
+
+@contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    with open(folder.with_name(f".{folder.name}.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _restore(folder: Path, manifest: dict[str, Any], keep_cache: bool) -> None:
+    wanted = {f["name"]: f for f in manifest["files"]}
+    staging = folder.with_name(f".{folder.name}.restore-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if manifest["source"] == "hf":
+            from grokpath import hub
+
+            sha = manifest["commit_sha"]
+            hub.download_checkpoint(manifest["repo"], sha, staging, keep_cache=keep_cache)
+            src = staging
+        else:
+            src = Path(manifest["path"])
+        log.info("restoring the released weights of %s from %s", folder, manifest.get("repo") or src)
+        for name, entry in wanted.items():
+            if not is_weight_file(name) or (folder / name).exists():
+                continue
+            path = src / name
+            if not path.is_file() or path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
+                raise ValueError(
+                    f"cannot restore {folder}: {name} at {src} no longer matches the manifest "
+                    f"(the source changed since the checkpoint was first fetched); delete the folder and rerun"
+                )
+            _link_or_copy(path, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -48,6 +48,15 @@ def _path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _specific(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Inside a oneOf/anyOf, the error of the branch of the value's own type (an object given
+    where a string or an object is allowed failed as an object, not as a string)."""
+    while error.context:
+        same_type = [e for e in error.context if e.validator != "type"]
+        error = max(same_type or error.context, key=lambda e: len(e.absolute_path))
+    return error
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     key = _path(error)
     if error.validator == "additionalProperties":
@@ -77,7 +86,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PAT
     errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         # The deepest error is the most specific one (oneOf/anyOf wrap their branches).
-        raise ConfigError(_describe(min(errors, key=lambda e: -len(e.absolute_path))))
+        raise ConfigError(_describe(_specific(min(errors, key=lambda e: -len(e.absolute_path)))))
     _check_semantics(config)
     return config
 

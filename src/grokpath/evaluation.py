@@ -39,6 +39,7 @@ class TaskSpec:
     task: str
     num_fewshot: int = 0
     limit: int | None = None
+    max_gen_toks: int | None = None  # None: the task's own generation length
 
 
 def local_task_config(kind: str, name: str, test_path: str | Path) -> dict[str, Any]:
@@ -115,6 +116,7 @@ def evaluate(
             torch_random_seed=seed,
             fewshot_random_seed=seed,
             confirm_run_unsafe_code=allow_code_execution,
+            gen_kwargs={"max_gen_toks": spec.max_gen_toks} if spec.max_gen_toks else None,
         )
         if res is None:
             raise RuntimeError(f"lm-eval returned no results for {spec.name}")

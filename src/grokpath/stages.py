@@ -64,6 +64,13 @@ def download_checkpoint(source: str, origin: str, revision: str, dest: str, keep
         checkpoints.materialize_folder(Path(origin), Path(dest), source, revision)
 
 
+def release_checkpoint(checkpoint: str, out: str) -> None:
+    """Disk-bounded mode: drop a checkpoint's weights once every stage that reads them is done."""
+    freed = checkpoints.release_weights(checkpoint)
+    log.info("%s: released %.1f MB of weights", checkpoint, freed / 1e6)
+    io.write_json(out, {"checkpoint": checkpoint, "bytes_freed": freed})
+
+
 # ---------------------------------------------------------------- prefetch
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
@@ -134,7 +141,7 @@ def prepare_samples(
     from transformers import AutoTokenizer
 
     ckpt = Path(checkpoint)
-    checkpoints.read_manifest(ckpt)
+    checkpoints.read_manifest(ckpt, skip_weights=True)  # only the tokenizer is needed
     tokenizer = AutoTokenizer.from_pretrained(ckpt)
     field = settings.get("text_field", "text")
     test_path: Path | None = None
@@ -237,7 +244,7 @@ def extract_routing(
 
     torch.set_num_threads(settings["threads"])
     ckpt = Path(checkpoint)
-    manifest = checkpoints.read_manifest(ckpt)
+    manifest = checkpoints.ensure_weights(ckpt)
     meta = {
         "seed": seed,
         "checkpoint_sha": checkpoints.checkpoint_sha(manifest),
@@ -333,7 +340,7 @@ def instruction_tune(
 
     torch.set_num_threads(1)
     ckpt = Path(checkpoint)
-    base = checkpoints.read_manifest(ckpt)
+    base = checkpoints.ensure_weights(ckpt)
     examples = tuning.read_examples(io.read_jsonl(dataset), dataset)
     if settings["max_examples"] and len(examples) > settings["max_examples"]:
         keep = samples.select(examples, settings["max_examples"], seed, f"instruction data {family}")
@@ -392,7 +399,7 @@ def run_lm_eval(
 
     specs = [evaluation.TaskSpec(**t) for t in tasks]
     evaluation.check_task_names([s.task for s in specs])
-    base = checkpoints.read_manifest(Path(checkpoint))
+    base = checkpoints.ensure_weights(checkpoint)
     by_model: dict[str, list[evaluation.TaskSpec]] = {}
     for spec in specs:
         family = (family_of or {}).get(spec.domain, spec.domain)
@@ -471,7 +478,7 @@ def decontaminate(
 
     torch.set_num_threads(1)
     items = tables.read(items_table, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")
-    manifest = checkpoints.read_manifest(checkpoint)
+    manifest = checkpoints.ensure_weights(checkpoint)
     net, tokenizer = extraction.load_checkpoint(checkpoint, device, dtype)
     # Generation targets (HumanEval's test code) follow the prompt directly; others after a space.
     _, record = decontamination.decontaminate(

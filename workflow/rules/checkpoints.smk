@@ -2,7 +2,7 @@ rule download_checkpoint:
     input:
         checkpoint_input,
     output:
-        checkpoint=disk_bounded("resources/checkpoints/{model}/{step}"),
+        checkpoint=directory("resources/checkpoints/{model}/{step}"),
     log:
         "logs/download_checkpoint/{model}/{step}.log",
     benchmark:
@@ -20,6 +20,23 @@ rule download_checkpoint:
         keep_cache=KEEP_CHECKPOINTS,
     script:
         "../scripts/download_checkpoint.py"
+
+
+rule release_checkpoint:
+    input:
+        checkpoint="resources/checkpoints/{model}/{step}",
+        consumers=checkpoint_consumers,
+    output:
+        "resources/checkpoints/{model}/{step}.released",
+    log:
+        "logs/release_checkpoint/{model}/{step}.log",
+    # before any new download: frees the disk the next checkpoint waits for
+    priority: 100
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
+    script:
+        "../scripts/release_checkpoint.py"
 
 
 rule all_checkpoints:

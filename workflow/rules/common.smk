@@ -54,22 +54,73 @@ def pretrain_settings(wildcards):
 
 # ----- download_checkpoint
 def disk_bounded(path):
-    """A large model folder: deleted after its last consumer in disk-bounded mode."""
+    """A tuned model folder: deleted after its one consumer (run_lm_eval) in disk-bounded mode."""
     return directory(path) if KEEP_CHECKPOINTS else temp(directory(path))
 
 
-def checkpoint_dir(wildcards):
-    return f"resources/checkpoints/{wildcards.model}/{wildcards.step}"
+def checkpoint_files(step_of):
+    """Input function: the checkpoint folder a stage reads.
+
+    In disk-bounded mode its weights are released after the last stage that reads them
+    (release_checkpoint) and fetched back by a stage added later; the folder itself stays, and
+    is ancient so that this never reruns the stages that had finished.
+    """
+
+    def inputs(wildcards):
+        return {
+            "checkpoint": ancient(
+                f"resources/checkpoints/{wildcards.model}/{step_of(wildcards)}"
+            )
+        }
+
+    return inputs
+
+
+def this_step(wildcards):
+    return wildcards.step
 
 
 def checkpoint_input(wildcards):
-    """The pretraining run or the local folder; nothing for the hub (never contacted while planning)."""
+    """The pretraining run or the local folder (nothing for the hub: never contacted while
+    planning); in disk-bounded mode also the release of the checkpoint `checkpoints_on_disk`
+    places earlier, so that at most that many hold their weights at once."""
     spec = MODELS[wildcards.model]
+    inputs = []
     if spec["source"] == "pretrain":
-        return f"resources/pretrain/{wildcards.model}/checkpoints"
-    if spec["source"] == "local":
-        return _checkpoint(wildcards.model, wildcards.step)["path"]
-    return []
+        inputs.append(f"resources/pretrain/{wildcards.model}/checkpoints")
+    elif spec["source"] == "local":
+        inputs.append(_checkpoint(wildcards.model, wildcards.step)["path"])
+    ids = checkpoint_ids(wildcards.model)
+    earlier = ids.index(wildcards.step) - config["checkpoints_on_disk"]
+    if not KEEP_CHECKPOINTS and earlier >= 0:
+        # ancient: a later re-release (after a stage added) must not refetch this one
+        inputs.append(
+            ancient(f"resources/checkpoints/{wildcards.model}/{ids[earlier]}.released")
+        )
+    return inputs
+
+
+def checkpoint_consumers(wildcards):
+    """Everything that reads a checkpoint's weights: its release waits for all of it."""
+    m, s = wildcards.model, wildcards.step
+    out = [f"results/routers/{m}/{s}.safetensors"]
+    out += [f"results/evals/{m}/{s}/{t}.json" for t in TASK_NAMES]
+    if DECON["enabled"] and s == decontamination_step(wildcards):
+        out += [f"results/decontamination/{m}/{t}.parquet" for t in TASK_NAMES]
+    return out
+
+
+def checkpoint_releases():
+    """The release markers `all` asks for in disk-bounded mode."""
+    return (
+        []
+        if KEEP_CHECKPOINTS
+        else per_model_checkpoint("resources/checkpoints/{model}/{step}.released")
+    )
+
+
+def per_model_checkpoint(pattern):
+    return [pattern.format(model=m, step=s) for m in MODELS for s in checkpoint_ids(m)]
 
 
 def checkpoint_origin(wildcards):
@@ -93,9 +144,8 @@ def checkpoint_source(wildcards):
 
 
 # ----- prepare_samples
-def first_checkpoint(wildcards):
-    first = checkpoint_ids(wildcards.model)[0]
-    return f"resources/checkpoints/{wildcards.model}/{first}"
+def first_step(wildcards):
+    return checkpoint_ids(wildcards.model)[0]
 
 
 def domain_source_input(wildcards):
@@ -119,7 +169,8 @@ def domain_source_dir(wildcards):
 
 
 def domain_settings(wildcards):
-    return config["domains"][wildcards.domain]
+    """The domain's sample settings; not its benchmarks, whose changes must not rerun it."""
+    return {k: v for k, v in config["domains"][wildcards.domain].items() if k != "tasks"}
 
 
 # ----- assign_memorization and pathway_distance
@@ -209,7 +260,7 @@ def tuned_models(wildcards):
 
 def eval_inputs(wildcards):
     return {
-        "checkpoint": checkpoint_dir(wildcards),
+        **checkpoint_files(this_step)(wildcards),
         **eval_test_sets(wildcards),
         **tuned_models(wildcards),
     }
@@ -229,9 +280,8 @@ ITEMS = (
 )
 
 
-def decontamination_checkpoint(wildcards):
-    step = DECON["checkpoint"] or checkpoint_ids(wildcards.model)[-1]
-    return f"resources/checkpoints/{wildcards.model}/{step}"
+def decontamination_step(wildcards):
+    return DECON["checkpoint"] or checkpoint_ids(wildcards.model)[-1]
 
 
 def decontamination_items(wildcards):

@@ -4,7 +4,7 @@ if TASK_NAMES and DECON["enabled"]:
 
     rule decontaminate:
         input:
-            checkpoint=decontamination_checkpoint,
+            unpack(checkpoint_files(decontamination_step)),
             evals=decontamination_items,
         output:
             "results/decontamination/{model}/{task}.parquet",

@@ -62,7 +62,7 @@ if TUNED_FAMILIES:
 
     rule instruction_tune:
         input:
-            checkpoint=checkpoint_dir,
+            unpack(checkpoint_files(this_step)),
             dataset=tune_dataset,
         output:
             model=disk_bounded("resources/tuned/{model}/{step}/{family}"),

@@ -1,6 +1,6 @@
 rule extract_routing:
     input:
-        checkpoint=checkpoint_dir,
+        unpack(checkpoint_files(this_step)),
         samples=expand("results/samples/{{model}}/{domain}.parquet", domain=DOMAINS),
         validation=expand(
             "results/samples/{{model}}/{domain}.validation.parquet", domain=DOMAINS

@@ -1,6 +1,6 @@
 rule prepare_samples:
     input:
-        checkpoint=first_checkpoint,
+        unpack(checkpoint_files(first_step)),
         source=domain_source_input,
     output:
         samples="results/samples/{model}/{domain}.parquet",
