@@ -2,7 +2,9 @@
 #
 # What each stage writes ({model}: config alias, {step}: checkpoint id, {domain}: domain name):
 #   resources/pretrain/{model}/              the embedded tiny MoE series (source "pretrain")
-#   resources/checkpoints/{model}/{step}/    checkpoint folder + manifest.json (sizes, sha256)
+#   resources/checkpoints/{model}/{step}/    checkpoint folder + manifest.json (sizes, sha256);
+#                                            weights released after use in disk-bounded mode
+#   resources/prefetch/                      what `snakemake prefetch` fetched (hub commits, benchmarks)
 #   results/pretrain/{model}/                its training trajectory and grokking summary
 #   results/samples/{model}/{domain}.*       frozen samples, validation texts, test set
 #   results/routing/{model}/{step}/          token-averaged routing weights per (sample, layer)
@@ -13,6 +15,8 @@
 #   results/distance/{model}/{step}/         mean pathway distance per group (and per layer)
 #   results/tables/monitors.parquet          every monitor per (model, step, domain, group)
 #   results/evals/{model}/{step}/{task}.*    lm-eval results and per-item correctness
+#   results/decontamination/{model}/{task}.parquet   Min-K%++ score per item (optional; the
+#                                            kept items' tables are under results/evals_clean/)
 #   results/test_groups/{model}/{task}.parquet   t# per test item
 #   results/matching/{model}/{task}.parquet      memorization groups paired with test groups
 #   results/tables/correlations.{csv,parquet}    accuracy vs each monitor (Table 1)
