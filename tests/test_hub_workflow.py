@@ -10,7 +10,9 @@ on; and an offline run without prefetch, which must name what to prefetch.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -220,3 +222,25 @@ def test_offline_without_prefetch_names_what_to_fetch(hub, tmp_path):
     assert "prefetch" in log
     assert server.requests == []
     assert not (wd / "resources/checkpoints/hubm/s10" / checkpoints.MANIFEST).exists()  # nothing looks complete
+
+
+def test_paper_config_plans_its_whole_dag_offline(tmp_path):
+    """`snakemake -n --configfile config/olmoe-paper.yaml` never calls the hub while planning."""
+    run = subprocess.run(
+        [
+            *(SNAKEMAKE, "-n", "--quiet", "rules", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path)),
+            *("--configfile", str(ROOT / "config/olmoe-paper.yaml")),
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, re.MULTILINE))
+    assert jobs["download_checkpoint"] == "10"
+    assert jobs["instruction_tune"] == "30"  # 10 checkpoints x 3 families (math, code, general)
+    assert jobs["decontaminate"] == "4"
+    assert jobs["release_checkpoint"] == "10"
+    assert jobs["prepare_samples"] == "4"
+    assert int(jobs["total"]) > 250
