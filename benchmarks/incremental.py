@@ -1,0 +1,134 @@
+"""Incremental work: jobs and wall time of reruns on a 40-checkpoint series of the default model.
+
+The embedded default with a checkpoint every 25 steps (40 checkpoints, steps 100..1075) and the
+monitors only (benchmarks need ~60 s of CPU per checkpoint on 2 cores; they are not what this
+measures). After a full run from scratch: (a) a rerun with nothing changed, (b) one checkpoint
+added (step 1100), (c) tau changed from 0.7 to 0.6. Each reports the jobs Snakemake planned (from
+a dry run) and the wall time of the real run; (a) is repeated and its median reported. Prints a
+table and, as its last line, one JSON object with the figures.
+
+    python benchmarks/incremental.py [--cores 8] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def snakemake(wd: Path, cores: int, *args: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    run = subprocess.run(
+        [SNAKEMAKE, "--cores", str(cores), "--configfile", "bench.yaml", *args],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
+    )
+    if run.returncode:
+        raise RuntimeError(run.stderr[-3000:])
+    return time.perf_counter() - start, run.stdout + run.stderr
+
+
+def planned_jobs(wd: Path, cores: int) -> dict[str, int]:
+    _, out = snakemake(wd, cores, "-n", "--quiet", "rules")
+    return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", out, re.MULTILINE) if k != "total"}
+
+
+def write_config(wd: Path, steps: list[int], tau: float) -> None:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["tau"] = tau
+    model = config["models"]["tiny-moe"]
+    model["pretrain"]["save_every"] = 25
+    model["checkpoints"] = [{"id": f"step{s:06d}", "step": s} for s in steps]
+    for domain in config["domains"].values():
+        domain["tasks"] = []
+    (wd / "bench.yaml").write_text(yaml.safe_dump(config))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    steps = list(range(100, 1100, 25))
+    assert len(steps) == 40
+    figures: dict[str, dict[str, float | int]] = {}
+    with tempfile.TemporaryDirectory(prefix="grokpath-incremental-") as tmp:
+        wd = Path(tmp)
+        shutil.copy(ROOT / "Snakefile", wd)
+        for name in ("workflow", "envs"):
+            shutil.copytree(ROOT / name, wd / name)
+        write_config(wd, steps, 0.7)
+        jobs = planned_jobs(wd, args.cores)
+        wall, _ = snakemake(wd, args.cores)
+        figures["scratch"] = {"jobs": sum(jobs.values()), "wall_s": wall}
+
+        walls = []
+        for _ in range(args.repeats):
+            jobs = planned_jobs(wd, args.cores)
+            wall, _ = snakemake(wd, args.cores)
+            walls.append(wall)
+        figures["unchanged"] = {"jobs": sum(jobs.values()), "wall_s": statistics.median(walls)}
+        print(f"unchanged reruns: {', '.join(f'{w:.1f}' for w in walls)} s", flush=True)
+
+        write_config(wd, [*steps, 1100], 0.7)
+        jobs = planned_jobs(wd, args.cores)
+        wall, _ = snakemake(wd, args.cores)
+        figures["added_checkpoint"] = {
+            "jobs": sum(jobs.values()),
+            "wall_s": wall,
+            **{f"rule_{k}": v for k, v in jobs.items()},
+        }
+
+        write_config(wd, [*steps, 1100], 0.6)
+        jobs = planned_jobs(wd, args.cores)
+        wall, _ = snakemake(wd, args.cores)
+        figures["changed_tau"] = {
+            "jobs": sum(jobs.values()),
+            "wall_s": wall,
+            **{f"rule_{k}": v for k, v in jobs.items()},
+        }
+
+    print(f"{'change':<34}{'jobs':>6}{'wall s':>9}")
+    labels = {
+        "scratch": "from scratch (40 checkpoints)",
+        "unchanged": f"(a) nothing changed, median of {args.repeats}",
+        "added_checkpoint": "(b) one checkpoint added",
+        "changed_tau": "(c) tau 0.7 -> 0.6",
+    }
+    for key, label in labels.items():
+        print(f"{label:<34}{figures[key]['jobs']:>6}{figures[key]['wall_s']:>9.1f}")
+    for key in ("added_checkpoint", "changed_tau"):
+        rules = {k[5:]: v for k, v in figures[key].items() if k.startswith("rule_")}
+        print(f"  {key}: {rules}")
+    print(
+        json.dumps(
+            {
+                "benchmark": "incremental",
+                "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                "cores": args.cores,
+                **{f"{k}_{m}": v for k, d in figures.items() for m, v in d.items()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
