@@ -72,6 +72,24 @@ CKPTS = ("models", "tiny", "checkpoints")
         (("models", "tiny", "pretrain", "model", "top_k"), 9, r"top_k: 9 exceeds num_experts=4"),
         (("domains",), {}, r"config key domains: \{\} is invalid"),
         (("models",), _DELETE, r"'models' is a required property"),
+        (("domains", "math", "n_samples"), 0, r"config key domains.math.n_samples: 0 is invalid"),
+        (("extraction", "threads"), 0, r"config key extraction.threads: 0 is invalid"),
+        (("extraction", "dtype"), "fp8", r"extraction.dtype: 'fp8' is not allowed; allowed: \['float32'"),
+        (("extraction", "too_long"), "drop", r"extraction.too_long: 'drop' is not allowed; allowed: \['refuse'"),
+        (
+            ("instruction_tune", "family"),
+            {"physics": "general"},
+            r"instruction_tune.family: \['physics'\] are not domains",
+        ),
+        (("correlation",), {"window": "list", "checkpoints": ["step000010", "x"]}, r"unknown: \['x'\]"),
+        (("domains", "math", "tasks"), [{"name": "a b", "task": "generate"}], r"tasks.0.name: 'a b' is invalid"),
+        (
+            ("domains", "math", "tasks"),
+            [{"name": "t", "task": "generate"}, {"name": "t", "task": "choice"}],
+            r"duplicate task name\(s\) \['t'\]",
+        ),
+        (("seed",), -1, r"config key seed: -1 is invalid"),
+        (("keep_checkpoints",), "no", r"config key keep_checkpoints: 'no' is invalid"),
     ],
 )
 def test_bad_config_fails_with_one_clear_message(path, value, message):

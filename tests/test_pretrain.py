@@ -95,3 +95,23 @@ def test_batch_sizes_must_name_every_domain(tmp_path):
     cfg = PretrainConfig.from_dict({**TINY, "batch_size": {"math": 4}})
     with pytest.raises(ValueError, match="batch_size must name every domain"):
         pretrain(cfg, "m", tmp_path / "c", tmp_path / "d", tmp_path / "t.parquet", tmp_path / "s.json")
+
+
+def test_live_monitors_leave_training_unchanged(tmp_path):
+    cfg = PretrainConfig.from_dict({**TINY, "monitor_every": 3, "monitor_samples": 8})
+    off = _train(tmp_path, "off")
+    on = tmp_path / "on"
+    pretrain(cfg, "m", on / "ckpt", on / "data", on / "traj.parquet", on / "summary.json", on / "live.parquet")
+    for step in ("step000003", "step000006"):  # bit-for-bit the same weights: monitoring draws no random numbers
+        assert (on / "ckpt" / step / "model.safetensors").read_bytes() == (
+            off / "ckpt" / step / "model.safetensors"
+        ).read_bytes()
+    live = tables.read(on / "live.parquet", tables.LIVE_MONITORS_SCHEMA)
+    assert sorted(live["step"].unique()) == [0, 3, 6]
+    assert sorted(live["domain"].unique()) == ["code", "commonsense", "math"]
+    assert (live["n_samples"] == 8).all()
+    assert live["pathway_consistency"].is_finite().all()
+    assert (live["pathway_distance"] >= 0).all()
+    meta = tables.read_metadata(on / "live.parquet")
+    assert 0 < meta["monitor_seconds"] < meta["run_seconds"]
+    assert meta["tau"] == 0.7

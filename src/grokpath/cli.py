@@ -8,9 +8,11 @@ Expected failures (HubError, bad arguments) print one line on stderr and exit wi
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 Run = Callable[[argparse.Namespace], int]
 Setup = Callable[[argparse.ArgumentParser], Run]
@@ -64,9 +66,88 @@ def _run_prefetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_status(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--directory", "-d", type=Path, default=Path("."), help="the workflow's working directory")
+    parser.add_argument("--configfile", help="the config the run uses (default: the Snakefile's config.yaml)")
+    parser.add_argument("--snakefile", help="the Snakefile, if not in the directory")
+    parser.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    return _run_status
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from grokpath import config, status
+
+    workdir = args.directory.resolve()
+    path = Path(args.configfile) if args.configfile else Path("config.yaml")
+    cfg = config.load_config(path if path.is_absolute() else workdir / path)
+    matrix = status.status(workdir, cfg, args.configfile, args.snakefile)
+    if args.json:
+        print(json.dumps({"rules": matrix.rules, "cells": matrix.cells, "counts": matrix.counts()}, indent=1))
+    else:
+        print(status.render(matrix))
+    return 0
+
+
+def _setup_monitor(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint folder in Hugging Face format")
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        required=True,
+        help='the fixed sample set: JSONL of {"text": ...} rows, or a samples table of the workflow (.parquet)',
+    )
+    parser.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    parser.add_argument("--tau", type=float, default=0.7, help="pathway threshold in (0, 1] (default 0.7)")
+    parser.add_argument("--level", choices=("char", "token"), default="char", help="edit distance level")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--step", type=int, help="training step to record with the values")
+    parser.add_argument("--log", type=Path, help="append the values as one JSON line to this file")
+    return _run_monitor
+
+
+def _run_monitor(args: argparse.Namespace) -> int:
+    from grokpath import extraction, monitor, samples, tables
+
+    if not 0 < args.tau <= 1:
+        raise CliError(f"--tau must be in (0, 1], got {args.tau}")
+    if args.samples.suffix == ".parquet":
+        df = tables.read(args.samples, tables.SAMPLES_SCHEMA)
+        texts, names = df["text"].to_list(), df["sample_id"].to_list()
+    else:
+        texts = samples.read_texts(args.samples, args.text_field)
+        names = None
+    net, tokenizer = extraction.load_checkpoint(args.checkpoint, args.device, args.dtype)
+    result = monitor.measure(
+        net, tokenizer, texts, sample_ids=names, tau=args.tau, level=args.level, batch_size=args.batch_size
+    )
+    record = {
+        "checkpoint": str(args.checkpoint),
+        "step": args.step,
+        "samples": str(args.samples),
+        "tau": args.tau,
+        "n_samples": result.n_samples,
+        "pathway_distance": result.distance,
+        "pathway_consistency": result.consistency,
+        "sample_loss": result.loss,
+    }
+    print(
+        f"{args.checkpoint}: pathway distance {result.distance:.4f}, consistency {result.consistency:.4f}, "
+        f"mean sample loss {result.loss:.4f} ({result.n_samples} samples, tau {args.tau})"
+    )
+    if args.log:
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.log, "a", encoding="utf-8") as fh:  # appended: a log across checkpoints
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Setup]] = {
     "revisions": ("list a hub repo's branches, or map training steps to them (--steps)", _setup_revisions),
     "prefetch": ("download hub revisions into the HF cache, for later offline runs", _setup_prefetch),
+    "monitor": ("pathway distance and consistency of one checkpoint on a sample set", _setup_monitor),
+    "status": ("where a run stands: checkpoint x stage matrix of done, missing, failed, interrupted", _setup_status),
 }
 
 
@@ -104,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (HubError, CliError, OSError, ValueError) as err:
+    except (HubError, CliError, OSError, ValueError, RuntimeError) as err:
         print(f"grokpath {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -165,6 +165,21 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key instruction_tune.datasets: no instruction data for famil(ies) {missing}; "
                 f"give a JSONL path for each of {sorted(families)}"
             )
+    unknown_family = sorted(set(config["instruction_tune"]["family"]) - set(config["domains"]))
+    if unknown_family:
+        raise ConfigError(
+            f"config key instruction_tune.family: {unknown_family} are not domains; "
+            f"allowed: {sorted(config['domains'])}"
+        )
+    corr = config["correlation"]
+    if corr["window"] == "list":
+        known = {c["id"] for m in config["models"].values() for c in m["checkpoints"]}
+        unknown = sorted(set(corr["checkpoints"]) - known)
+        if unknown or len(corr["checkpoints"]) < 3:
+            raise ConfigError(
+                f"config key correlation.checkpoints: {corr['checkpoints']} must name at least 3 checkpoints "
+                f"for window 'list'" + (f"; unknown: {unknown}, allowed: {sorted(known)}" if unknown else "")
+            )
     decon = config["decontamination"]
     if decon["enabled"] and decon["checkpoint"] is not None:
         for alias, model in config["models"].items():

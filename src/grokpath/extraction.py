@@ -222,10 +222,16 @@ def iter_batches(
 
 
 def tokenize_checked(
-    tokenizer: object, texts: list[str], sample_ids: list[str], expected_sha: list[str], checkpoint: str
+    tokenizer: object,
+    texts: list[str],
+    sample_ids: list[str],
+    expected_sha: list[str],
+    checkpoint: str,
+    truncate_to: int | None = None,
 ) -> list[list[int]]:
-    """Tokenize and verify every sample against the frozen manifest's token hashes."""
-    ids = [list(tokenizer(t)["input_ids"]) for t in texts]  # type: ignore[operator]
+    """Tokenize (cut to `truncate_to` tokens, as the manifest was with too_long: truncate) and
+    verify every sample against the frozen manifest's token hashes."""
+    ids = [list(tokenizer(t)["input_ids"])[:truncate_to] for t in texts]  # type: ignore[operator]
     bad = [sid for sid, row, sha in zip(sample_ids, ids, expected_sha, strict=True) if token_sha256(row) != sha]
     if bad:
         raise ValueError(

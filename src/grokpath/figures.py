@@ -309,3 +309,34 @@ def tau_ablation(ablation: pl.DataFrame, png: str, pdf: str) -> None:
     fig.suptitle("Pathway distance at each threshold tau, all samples (paper Fig. 9)")
     fig.tight_layout()
     save(fig, png, pdf)
+
+
+def live_monitors(live: pl.DataFrame, traj: pl.DataFrame, png: str, pdf: str) -> None:
+    """The monitors measured while the tiny series trained, at the steps held-out accuracy was
+    measured: pathway distance (top) and consistency (bottom) per domain, accuracy on a second axis."""
+    domains = live["domain"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(2, max(len(domains), 1), figsize=(5.0 * max(len(domains), 1), 6.6), squeeze=False)
+    for col, domain in enumerate(domains):
+        d = live.filter(pl.col("domain") == domain).sort("step")
+        t = traj.filter(pl.col("domain") == domain).sort("step")
+        for row, (column, label, color) in enumerate(
+            (
+                ("pathway_distance", "pathway distance (edit operations)", "tab:purple"),
+                ("pathway_consistency", "pathway consistency", "tab:green"),
+            )
+        ):
+            ax = axes[row][col]
+            ax.plot(d["step"], d[column], color=color, marker=".", markersize=3, label=label)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(label)
+            acc = ax.twinx()
+            acc.plot(t["step"], t["test_accuracy"], color="tab:red", linestyle="--", label="held-out accuracy")
+            acc.plot(t["step"], t["train_accuracy"], color="tab:blue", linestyle=":", label="train accuracy")
+            acc.set_ylim(-0.02, 1.02)
+            acc.set_ylabel("accuracy (fraction correct)")
+            if row == 0:
+                ax.set_title(f"{domain} ({d['n_samples'][0]} fixed training samples)")
+            _twin_legend(ax, acc, fontsize=7, loc="best")
+    fig.suptitle("Monitors measured during pretraining (grokpath.monitor), every few steps")
+    fig.tight_layout()
+    save(fig, png, pdf)

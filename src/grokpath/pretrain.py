@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -21,6 +22,7 @@ from transformers import OlmoeConfig, OlmoeForCausalLM, PreTrainedTokenizerFast
 
 from grokpath import io, synthetic, tables
 from grokpath.extraction import pad_batch
+from grokpath.monitor import MonitorHook
 from grokpath.tokenizer import train_word_tokenizer
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ class PretrainConfig:
     grokfast_lambda: float = 2.0
     converged_tolerance: float = 0.05
     accuracy_threshold: float = 0.9
+    monitor_every: int = 25  # 0: no live monitors
+    monitor_samples: int = 64
+    # its own tau: a change of the workflow's tau must not retrain the series
+    monitor_tau: float = 0.7
 
     @classmethod
     def from_dict(cls, raw: dict) -> PretrainConfig:
@@ -226,6 +232,22 @@ def summarize_grokking(trajectory: pl.DataFrame, tolerance: float, threshold: fl
     return out
 
 
+def _monitor_hooks(
+    cfg: PretrainConfig, model: torch.nn.Module, tokenizer: Any, data: dict[str, synthetic.DomainData]
+) -> dict[str, MonitorHook]:
+    """A hook per domain on a fixed, seeded choice of its training texts (what it memorizes)."""
+    if cfg.monitor_every <= 0:
+        return {}
+    rng = np.random.default_rng([cfg.seed, 97])
+    hooks = {}
+    for name, dom in data.items():
+        pick = np.sort(rng.choice(len(dom.train), min(cfg.monitor_samples, len(dom.train)), replace=False))
+        hooks[name] = MonitorHook(
+            model, tokenizer, [dom.train[i] for i in pick], cfg.monitor_every, tau=cfg.monitor_tau
+        )
+    return hooks
+
+
 def _write_data(data: dict[str, synthetic.DomainData], out: Path) -> None:
     for name, dom in data.items():
         d = out / name
@@ -236,10 +258,18 @@ def _write_data(data: dict[str, synthetic.DomainData], out: Path) -> None:
 
 
 def pretrain(
-    cfg: PretrainConfig, model_name: str, ckpt_dir: Path, data_dir: Path, trajectory_path: Path, summary_path: Path
+    cfg: PretrainConfig,
+    model_name: str,
+    ckpt_dir: Path,
+    data_dir: Path,
+    trajectory_path: Path,
+    summary_path: Path,
+    live_path: Path | None = None,
 ) -> dict[str, dict]:
     """Train the series: checkpoints (HF format) under `ckpt_dir`/step{N:06d}, the generated data
-    under `data_dir`/{domain}/, the measured trajectory and its grokking summary."""
+    under `data_dir`/{domain}/, the measured trajectory and its grokking summary; with `live_path`,
+    the pathway monitors measured during training every `monitor_every` steps on a fixed set of
+    `monitor_samples` training texts per domain (grokpath.monitor, the workflow's own code)."""
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     data = generate_domains(cfg.data, cfg.seed)
@@ -277,6 +307,25 @@ def pretrain(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps))
     records: list[dict] = []
     ema: dict[str, torch.Tensor] = {}
+    hooks = _monitor_hooks(cfg, model, tokenizer, data) if live_path is not None else {}
+    live: list[dict] = []
+
+    def watch(step: int) -> None:
+        # inference only, no random numbers drawn: training is bit-for-bit the same without it
+        for name, hook in hooks.items():
+            m = hook.step(step)
+            if m is not None:
+                live.append(
+                    {
+                        "model": model_name,
+                        "step": step,
+                        "domain": name,
+                        "n_samples": m.n_samples,
+                        "pathway_distance": m.distance,
+                        "pathway_consistency": m.consistency,
+                        "sample_loss": m.loss,
+                    }
+                )
 
     def evaluate(step: int) -> None:
         model.eval()
@@ -302,6 +351,7 @@ def pretrain(
 
     start = time.perf_counter()
     evaluate(0)
+    watch(0)
     save(0)
     model.train()
     for step in tqdm(range(1, cfg.max_steps + 1), desc=f"pretrain {model_name}", unit="step", mininterval=5):
@@ -328,9 +378,29 @@ def pretrain(
             latest = records[-len(data) :]
             accuracy = {r["domain"]: (round(r["train_accuracy"], 3), round(r["test_accuracy"], 3)) for r in latest}
             log.info("step %d train/test accuracy %s", step, accuracy)
+        watch(step)
         if step % cfg.save_every == 0:
             save(step)
-    log.info("trained %d steps in %.1f s", cfg.max_steps, time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    log.info("trained %d steps in %.1f s", cfg.max_steps, elapsed)
+    if live_path is not None:
+        spent = sum(h.seconds for h in hooks.values())
+        log.info(
+            "live monitors: %.1f s of %.1f s (%.2f%% overhead on the rest of the run)",
+            spent,
+            elapsed,
+            100 * spent / max(elapsed - spent, 1e-9),
+        )
+        tables.write(
+            tables.frame(live, tables.LIVE_MONITORS_SCHEMA),
+            live_path,
+            tables.LIVE_MONITORS_SCHEMA,
+            seed=cfg.seed,
+            tau=cfg.monitor_tau,
+            every=cfg.monitor_every,
+            monitor_seconds=spent,
+            run_seconds=elapsed,
+        )
 
     trajectory = tables.frame(records, tables.TRAJECTORY_SCHEMA)
     tables.write(trajectory, trajectory_path, tables.TRAJECTORY_SCHEMA, seed=cfg.seed)

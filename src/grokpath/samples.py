@@ -22,6 +22,10 @@ SOURCES = ("pretrain", "jsonl")
 SPLITS = ("samples", "validation")
 
 
+# What to do with samples longer than extraction.max_tokens.
+TOO_LONG = ("refuse", "truncate")
+
+
 def token_sha256(ids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(str(int(i)) for i in ids).encode()).hexdigest()
 
@@ -60,16 +64,23 @@ def build_manifest(
     n: int,
     seed: int,
     max_tokens: int,
+    too_long: str = "refuse",
 ) -> pl.DataFrame:
-    """Select, tokenize and hash; samples over `max_tokens` are refused with a count."""
+    """Select, tokenize and hash. Samples over `max_tokens` are refused with a count, or with
+    `too_long="truncate"` cut to their first `max_tokens` tokens (the hash is of the cut ids, and
+    extraction cuts the same way)."""
+    if too_long not in TOO_LONG:
+        raise ValueError(f"too_long must be one of {TOO_LONG}, got {too_long!r}")
     picked = select(texts, n, seed, f"{domain}/{split}")
     rows = []
-    too_long = []
+    over = []
     for i in picked:
         ids = list(tokenizer(texts[i])["input_ids"])  # type: ignore[operator]
         sid = f"{domain}-{split}-{i:06d}"
         if len(ids) > max_tokens:
-            too_long.append(sid)
+            over.append(sid)
+            if too_long == "truncate":
+                ids = ids[:max_tokens]
         rows.append(
             {
                 "model": model,
@@ -81,9 +92,19 @@ def build_manifest(
                 "token_sha256": token_sha256(ids),
             }
         )
-    if too_long:
+    if over and too_long == "refuse":
         raise ValueError(
-            f"{domain}/{split}: {len(too_long)} of {len(rows)} samples exceed max_tokens={max_tokens} "
-            f"(first: {too_long[:3]}); raise max_tokens or shorten the samples"
+            f"{domain}/{split}: {len(over)} of {len(rows)} samples exceed max_tokens={max_tokens} "
+            f"(first: {over[:3]}); raise extraction.max_tokens, shorten the samples or set "
+            f"extraction.too_long: truncate"
+        )
+    if over:
+        log.warning(
+            "%s/%s: %d of %d samples cut to their first %d tokens (extraction.too_long: truncate)",
+            domain,
+            split,
+            len(over),
+            len(rows),
+            max_tokens,
         )
     return tables.frame(rows, tables.SAMPLES_SCHEMA)

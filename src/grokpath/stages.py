@@ -40,11 +40,14 @@ def pretrain_tiny_moe(
     data_dir: str,
     trajectory: str,
     summary: str,
+    live: str | None = None,
 ) -> None:
     from grokpath.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig.from_dict({**settings, "seed": seed})
-    pretrain(cfg, model, Path(checkpoints_dir), Path(data_dir), Path(trajectory), Path(summary))
+    pretrain(
+        cfg, model, Path(checkpoints_dir), Path(data_dir), Path(trajectory), Path(summary), Path(live) if live else None
+    )
 
 
 # ---------------------------------------------------------------- download_checkpoint
@@ -136,12 +139,14 @@ def prepare_samples(
     out_samples: str,
     out_validation: str,
     out_test: str,
+    too_long: str = "refuse",
 ) -> None:
-    """Freeze the domain's samples and validation texts (with token hashes) and its test set."""
+    """Freeze the domain's samples and validation texts (with token hashes) and its test set;
+    samples over `max_tokens` tokens are refused or cut (`too_long`)."""
     from transformers import AutoTokenizer
 
     ckpt = Path(checkpoint)
-    checkpoints.read_manifest(ckpt, skip_weights=True)  # only the tokenizer is needed
+    tok_sha = checkpoints.checkpoint_sha(checkpoints.read_manifest(ckpt, skip_weights=True))  # only the tokenizer
     tokenizer = AutoTokenizer.from_pretrained(ckpt)
     field = settings.get("text_field", "text")
     test_path: Path | None = None
@@ -153,7 +158,9 @@ def prepare_samples(
             ("samples", "dataset", settings["n_samples"]),
             ("validation", "validation_dataset", settings["n_validation"]),
         ):
-            texts[split], origin[split] = _stream_domain(settings[key], n, seed, max_tokens, tokenizer)
+            # long texts are only skipped while streaming when they would be refused anyway
+            limit = max_tokens if too_long == "refuse" else None
+            texts[split], origin[split] = _stream_domain(settings[key], n, seed, limit, tokenizer)
         test_path = Path(settings["test_path"]) if "test_path" in settings else None
     else:
         if settings["source"] == "pretrain":
@@ -172,8 +179,8 @@ def prepare_samples(
         ("samples", settings["n_samples"], out_samples),
         ("validation", settings["n_validation"], out_validation),
     ):
-        df = samples.build_manifest(texts[split], tokenizer, model, domain, split, n, seed, max_tokens)
-        tables.write(df, out, tables.SAMPLES_SCHEMA, seed=seed, source=origin[split])
+        df = samples.build_manifest(texts[split], tokenizer, model, domain, split, n, seed, max_tokens, too_long)
+        tables.write(df, out, tables.SAMPLES_SCHEMA, seed=seed, source=origin[split], tokenizer_checkpoint_sha=tok_sha)
         log.info("%s/%s: %d %s, %d tokens", model, domain, df.height, split, int(df["n_tokens"].sum()))
     with io.atomic_path(out_test) as tmp:
         if test_path is None:
@@ -184,7 +191,7 @@ def prepare_samples(
 
 
 def _stream_domain(
-    spec: Mapping[str, Any], n: int, seed: int, max_tokens: int, tokenizer: Any
+    spec: Mapping[str, Any], n: int, seed: int, max_tokens: int | None, tokenizer: Any
 ) -> tuple[list[str], dict[str, Any]]:
     """`n` texts of a hub dataset (config block `dataset`/`validation_dataset`) and their provenance."""
     from grokpath import hfdata
@@ -210,7 +217,7 @@ def _stream_domain(
             **{k: spec[k] for k in keys if k in spec},
         )
     log.info(
-        "%s: %d texts from %d rows scanned (%d empty, %d without the keyword, %d over %d tokens)",
+        "%s: %d texts from %d rows scanned (%d empty, %d without the keyword, %d over %s tokens)",
         spec["path"],
         len(got.texts),
         got.scanned,
@@ -266,6 +273,7 @@ def extract_routing(
                 manifest_df["sample_id"].to_list(),
                 manifest_df["token_sha256"].to_list(),
                 f"{model}/{step}",
+                truncate_to=settings["max_tokens"] if settings.get("too_long") == "truncate" else None,
             )
             batches = extraction.iter_batches(
                 net,
@@ -309,7 +317,8 @@ def _write_extraction(
                         "step": [step] * (n * n_layers),
                         "domain": [domain] * (n * n_layers),
                         "sample_id": np.repeat(b.sample_ids, n_layers).tolist(),
-                        "layer": np.tile(np.arange(n_layers), n).tolist(),
+                        # the model's own layer index (DeepSeek's dense first layers have no row)
+                        "layer": np.tile(np.asarray(meta["architecture"]["moe_layers"]), n).tolist(),
                         "n_tokens": np.repeat(b.n_tokens, n_layers).tolist(),
                         "probs": list(b.probs.reshape(n * n_layers, -1).astype(np.float32)),
                     }
@@ -498,6 +507,7 @@ def decontaminate(
         out,
         tables.DECONTAMINATION_SCHEMA,
         checkpoint_sha=checkpoints.checkpoint_sha(manifest),
+        seed=tables.read_metadata(items_table).get("seed"),
         **settings,
     )
     log.info("%s/%s: %d of %d items dropped", model, task, int(df["dropped"].sum()), df.height)
@@ -570,7 +580,8 @@ def assign_memorization(
         },
         schema_overrides={"memorized_at": pl.String, "memorized_step": pl.Int64},
     )
-    tables.write(df, out, tables.GROUPS_SCHEMA, seed=seed, checkpoints=list(checkpoint_ids))
+    meta = tables.provenance(loss_tables) | {"seed": seed, "checkpoints": list(checkpoint_ids)}
+    tables.write(df, out, tables.GROUPS_SCHEMA, **meta)
 
 
 # ---------------------------------------------------------------- compute_pathways
@@ -643,7 +654,8 @@ def pathway_distance(
     by_id = dict(zip(paths["sample_id"].to_list(), paths["pathway"].to_list(), strict=True))
     groups = tables.read(groups_table, tables.GROUPS_SCHEMA)
     rows = group_distances(model, step, domain, by_id, groups, checkpoint_ids, settings, seed)
-    tables.write(rows, out, tables.DISTANCE_SCHEMA, seed=seed, **{"max_pairs": settings["max_pairs"]})
+    sha = tables.read_metadata(pathways_table)["checkpoint_sha"]
+    tables.write(rows, out, tables.DISTANCE_SCHEMA, seed=seed, checkpoint_sha=sha, max_pairs=settings["max_pairs"])
 
 
 def group_distances(
@@ -710,7 +722,8 @@ def ablate_tau(
         by_id = {sid: pathways.pathway(w, tau)[0] for sid, w in zip(ids, weights, strict=True)}
         for row in group_distances(model, step, domain, by_id, groups, checkpoint_ids, settings, seed, layerwise=False):
             rows.append({**row, "tau": float(tau)})
-    tables.write(rows, out, tables.TAU_ABLATION_SCHEMA, seed=seed)
+    sha = tables.read_metadata(routing)["checkpoint_sha"]
+    tables.write(rows, out, tables.TAU_ABLATION_SCHEMA, seed=seed, checkpoint_sha=sha)
 
 
 # ---------------------------------------------------------------- aggregate_monitors
@@ -765,7 +778,7 @@ def aggregate_monitors(
         .join(step_numbers, on=["model", "step"], how="left")
         .sort("model", "domain", "step_number", "group")
     )
-    tables.write(monitors, out, tables.MONITORS_SCHEMA)
+    tables.write(monitors, out, tables.MONITORS_SCHEMA, **tables.provenance([*pathway_tables, *loss_tables]))
 
 
 # ---------------------------------------------------------------- assign_test_groups
@@ -801,7 +814,14 @@ def assign_test_groups(
         },
         schema_overrides={"learned_at": pl.String, "learned_step": pl.Int64},
     )
-    tables.write(df, out, tables.TEST_GROUPS_SCHEMA, checkpoints=list(checkpoint_ids), **settings)
+    tables.write(
+        df,
+        out,
+        tables.TEST_GROUPS_SCHEMA,
+        **tables.provenance(item_tables),
+        checkpoints=list(checkpoint_ids),
+        **settings,
+    )
 
 
 # ---------------------------------------------------------------- match_groups
@@ -855,7 +875,13 @@ def match_groups(
                 }
             )
     log.info("%s/%s: %d train groups, %d test groups, %d pairs", model, task, len(train_ids), len(test_ids), len(rows))
-    tables.write(rows, out, tables.MATCHES_SCHEMA, embedding_model="all-MiniLM-L6-v2")
+    tables.write(
+        rows,
+        out,
+        tables.MATCHES_SCHEMA,
+        **tables.provenance([train_groups_table, test_groups_table]),
+        embedding_model="all-MiniLM-L6-v2",
+    )
 
 
 # ---------------------------------------------------------------- correlate
@@ -946,7 +972,12 @@ def correlate(
                 }
             )
     table = tables.frame(rows, tables.CORRELATIONS_SCHEMA)
-    tables.write(table, out_parquet, tables.CORRELATIONS_SCHEMA, seed=seed, **{"window": settings["window"]})
+    tables.write(
+        table,
+        out_parquet,
+        tables.CORRELATIONS_SCHEMA,
+        **(tables.provenance([monitors_table, *item_tables]) | {"seed": seed, "window": settings["window"]}),
+    )
     with io.atomic_path(out_csv) as tmp:
         table.write_csv(tmp)
 
@@ -970,6 +1001,14 @@ def plot_trajectory(trajectory: str, summary: str, png: str, pdf: str) -> None:
 
     figures.trajectory(
         tables.read(trajectory, tables.TRAJECTORY_SCHEMA), json.loads(Path(summary).read_text()), png, pdf
+    )
+
+
+def plot_live_monitors(live: str, trajectory: str, png: str, pdf: str) -> None:
+    from grokpath import figures
+
+    figures.live_monitors(
+        tables.read(live, tables.LIVE_MONITORS_SCHEMA), tables.read(trajectory, tables.TRAJECTORY_SCHEMA), png, pdf
     )
 
 

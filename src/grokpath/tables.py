@@ -7,6 +7,7 @@ and its file metadata records the versions, seed and checkpoint that produced it
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,20 @@ TRAJECTORY_SCHEMA = pa.schema(
         pa.field("train_loss", pa.float64()),
         pa.field("train_accuracy", pa.float64()),
         pa.field("test_accuracy", pa.float64()),
+    ]
+)
+
+# The monitors measured during pretraining (grokpath.monitor) on a fixed sample set per domain,
+# at finer steps than the saved checkpoints.
+LIVE_MONITORS_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        pa.field("step", pa.int64(), nullable=False),
+        _DOMAIN,
+        pa.field("n_samples", pa.int64(), nullable=False),
+        pa.field("pathway_distance", pa.float64(), nullable=False),
+        pa.field("pathway_consistency", pa.float64(), nullable=False),
+        pa.field("sample_loss", pa.float64(), nullable=False),
     ]
 )
 
@@ -272,6 +287,30 @@ def read(path: str | Path, schema: pa.Schema) -> pl.DataFrame:
     if table.schema.remove_metadata() != schema.remove_metadata():
         raise ValueError(f"{path}: schema does not match the expected one:\n{table.schema}\nexpected:\n{schema}")
     return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def provenance(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """What a table made from other tables records of them: their seed and every checkpoint's sha
+    ({"model/step": sha}, from the inputs' own `checkpoint_sha` or `checkpoint_shas`)."""
+    seeds, shas = set(), {}
+    for path in paths:
+        meta = read_metadata(path)
+        if "seed" in meta:
+            seeds.add(meta["seed"])
+        shas.update(meta.get("checkpoint_shas", {}))
+        if "checkpoint_sha" in meta:
+            first = pq.ParquetFile(path).read_row_group(0, columns=["model", "step"]) if _has_step(path) else None
+            if first is not None and first.num_rows:
+                shas[f"{first.column('model')[0]}/{first.column('step')[0]}"] = meta["checkpoint_sha"]
+    out: dict[str, Any] = {"checkpoint_shas": dict(sorted(shas.items()))}
+    if len(seeds) == 1:
+        out["seed"] = seeds.pop()
+    return out
+
+
+def _has_step(path: str | Path) -> bool:
+    names = pq.read_schema(path).names
+    return "model" in names and "step" in names
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -170,7 +170,9 @@ def domain_source_dir(wildcards):
 
 def domain_settings(wildcards):
     """The domain's sample settings; not its benchmarks, whose changes must not rerun it."""
-    return {k: v for k, v in config["domains"][wildcards.domain].items() if k != "tasks"}
+    return {
+        k: v for k, v in config["domains"][wildcards.domain].items() if k != "tasks"
+    }
 
 
 # ----- assign_memorization and pathway_distance
@@ -386,8 +388,9 @@ def figure_outputs():
         for ext in ("png", "pdf")
     ]
     out += [
-        f"results/figures/{m}/pretrain_trajectory.{ext}"
+        f"results/figures/{m}/{f}.{ext}"
         for m in PRETRAIN_MODELS
+        for f in ("pretrain_trajectory", "live_monitors")
         for ext in ("png", "pdf")
     ]
     return out

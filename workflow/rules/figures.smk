@@ -18,6 +18,26 @@ rule plot_trajectory:
         "../scripts/plot_trajectory.py"
 
 
+rule plot_live_monitors:
+    input:
+        live="results/pretrain/{model}/live_monitors.parquet",
+        trajectory="results/pretrain/{model}/trajectory.parquet",
+    output:
+        png=report(
+            "results/figures/{model}/live_monitors.png",
+            caption="../report/live_monitors.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/{model}/live_monitors.pdf",
+    log:
+        "logs/plot_live_monitors/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
+    script:
+        "../scripts/plot_live_monitors.py"
+
+
 rule plot_distance_groups:
     input:
         monitors=rules.aggregate_monitors.output[0],

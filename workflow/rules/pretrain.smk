@@ -3,6 +3,7 @@ rule pretrain_tiny_moe:
         checkpoints=directory("resources/pretrain/{model}/checkpoints"),
         data=directory("resources/pretrain/{model}/data"),
         trajectory="results/pretrain/{model}/trajectory.parquet",
+        live="results/pretrain/{model}/live_monitors.parquet",
         summary=report(
             "results/pretrain/{model}/grokking.json",
             caption="../report/grokking.rst",

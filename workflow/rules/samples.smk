@@ -22,6 +22,7 @@ rule prepare_samples:
         source_dir=domain_source_dir,
         seed=config["seed"],
         max_tokens=config["extraction"]["max_tokens"],
+        too_long=config["extraction"]["too_long"],
     script:
         "../scripts/prepare_samples.py"
 

@@ -8,6 +8,7 @@ with logged(snakemake.log[0]):
         settings=snakemake.params.settings,
         seed=snakemake.params.seed,
         max_tokens=snakemake.params.max_tokens,
+        too_long=snakemake.params.too_long,
         source_dir=snakemake.params.source_dir,
         checkpoint=snakemake.input.checkpoint,
         out_samples=snakemake.output.samples,

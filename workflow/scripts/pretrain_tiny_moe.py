@@ -10,4 +10,5 @@ with logged(snakemake.log[0]):
         data_dir=snakemake.output.data,
         trajectory=snakemake.output.trajectory,
         summary=snakemake.output.summary,
+        live=snakemake.output.live,
     )

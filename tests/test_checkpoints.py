@@ -1,0 +1,63 @@
+import pytest
+from conftest import random_olmoe
+
+from grokpath import checkpoints
+from grokpath.tokenizer import train_word_tokenizer
+
+
+@pytest.fixture
+def series(tmp_path):
+    tok = train_word_tokenizer(["a b c d"])
+    src = tmp_path / "src"
+    random_olmoe(tok, hidden=16, layers=2).save_pretrained(src)
+    tok.save_pretrained(src)
+    dest = tmp_path / "ckpt"
+    checkpoints.materialize_folder(src, dest, "local", "10")
+    return src, dest
+
+
+@pytest.mark.parametrize("damage", ["truncate", "alter", "delete"])
+def test_damaged_weights_are_caught_naming_the_file(series, damage):
+    _, dest = series
+    weights = dest / "model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()  # a hard link to the source: replace, do not write through it
+    if damage == "truncate":
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "alter":
+        weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ValueError, match=r"ckpt: file model.safetensors does not match its manifest"):
+        checkpoints.read_manifest(dest)
+
+
+def test_incomplete_folder_and_missing_source(series, tmp_path):
+    _, dest = series
+    (dest / checkpoints.MANIFEST).unlink()
+    with pytest.raises(FileNotFoundError, match=r"is not a complete checkpoint: manifest\.json is missing"):
+        checkpoints.read_manifest(dest)
+    with pytest.raises(FileNotFoundError, match=r"nowhere has no config.json \(source local, revision 5\)"):
+        checkpoints.materialize_folder(tmp_path / "nowhere", tmp_path / "x", "local", "5")
+
+
+def test_released_weights_come_back_checked(series):
+    src, dest = series
+    before = checkpoints.read_manifest(dest)
+    freed = checkpoints.release_weights(dest)
+    assert freed == (src / "model.safetensors").stat().st_size
+    assert not (dest / "model.safetensors").exists()
+    assert checkpoints.read_manifest(dest, skip_weights=True) == before  # the tokenizer stays usable
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        checkpoints.read_manifest(dest)
+    assert checkpoints.ensure_weights(dest) == before
+    assert not (dest / checkpoints.RELEASED).exists()
+
+
+def test_restore_refuses_a_changed_source(series):
+    src, dest = series
+    checkpoints.release_weights(dest)
+    data = (src / "model.safetensors").read_bytes()
+    (src / "model.safetensors").unlink()
+    (src / "model.safetensors").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ValueError, match="no longer matches the manifest"):
+        checkpoints.ensure_weights(dest)
+    assert (dest / checkpoints.RELEASED).exists()  # still marked: nothing half-restored is trusted

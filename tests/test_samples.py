@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from grokpath import extraction, samples
+from grokpath.tokenizer import train_word_tokenizer
+
+TEXTS = ["a b c", "a b c d e f g h", "b c", "c d e f g h a b c d"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_word_tokenizer(TEXTS)
+
+
+def test_too_long_samples_are_refused_with_a_count(tok):
+    with pytest.raises(ValueError, match=r"math/samples: 2 of 4 samples exceed max_tokens=5 .*too_long: truncate"):
+        samples.build_manifest(TEXTS, tok, "m", "math", "samples", 4, 0, max_tokens=5)
+
+
+def test_truncated_samples_hash_what_extraction_reads(tok, caplog):
+    df = samples.build_manifest(TEXTS, tok, "m", "math", "samples", 4, 0, max_tokens=5, too_long="truncate")
+    assert df["n_tokens"].to_list() == [min(5, len(tok(t)["input_ids"])) for t in TEXTS]
+    assert "2 of 4 samples cut to their first 5 tokens" in caplog.text
+    ids = extraction.tokenize_checked(
+        tok, df["text"].to_list(), df["sample_id"].to_list(), df["token_sha256"].to_list(), "m/c", truncate_to=5
+    )
+    assert [len(x) for x in ids] == df["n_tokens"].to_list()
+    with pytest.raises(ValueError, match="different token ids"):  # read without the cut: caught
+        extraction.tokenize_checked(
+            tok, df["text"].to_list(), df["sample_id"].to_list(), df["token_sha256"].to_list(), "m/c"
+        )
+
+
+def test_unknown_too_long_mode(tok):
+    with pytest.raises(ValueError, match=r"too_long must be one of \('refuse', 'truncate'\)"):
+        samples.build_manifest(TEXTS, tok, "m", "math", "samples", 4, 0, max_tokens=5, too_long="drop")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"no samples \(the file is empty\)"),
+        (b'{"text": "ok"}\n{"text": \n', r"s.jsonl:2: not valid JSON"),
+        (b'{"text": "ok"}\n{"body": "x"}\n', r"row 2 has no non-empty string field 'text'"),
+        (b'{"text": "caf\xe9"}\n', r"not valid UTF-8"),
+    ],
+)
+def test_bad_sample_files_name_the_file_and_line(tmp_path, content, message):
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as err:
+        samples.read_texts(path)
+    assert str(path) in str(err.value)
+
+
+def test_good_file(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    assert samples.read_texts(path) == TEXTS
