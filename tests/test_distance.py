@@ -2,6 +2,8 @@ import itertools
 
 import numpy as np
 import pytest
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from grokpath import distance
 
@@ -81,3 +83,60 @@ def test_unrank_pairs_matches_upper_triangle():
 def test_layer_strings():
     assert distance.layer_strings("3,1-9,1-0", 1, "char") == "9,1"
     assert distance.layer_strings("3,1-9,1-0", 2, "token") == distance.encode("0", "token")
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 7, 32])
+@pytest.mark.parametrize("n", [2, 3, 10, 41])
+def test_upper_triangle_in_row_blocks_counts_each_pair_once(n, rows):
+    rng = np.random.default_rng(n)
+    strings = [
+        "-".join(",".join(map(str, rng.permutation(12)[: rng.integers(1, 6)])) for _ in range(3)) for _ in range(n)
+    ]
+    expected = sum(_levenshtein(a, b) for a, b in itertools.combinations(strings, 2))
+    assert distance.sum_upper_triangle(strings, workers=1, rows=rows) == expected
+    assert distance.sum_upper_triangle(strings, workers=2, rows=rows) == expected
+
+
+def test_all_pairs_mean_equals_the_full_matrix_mean():
+    rng = np.random.default_rng(5)
+    strings = [
+        "-".join(",".join(map(str, rng.permutation(64)[: rng.integers(5, 25)])) for _ in range(4)) for _ in range(90)
+    ]
+    matrix = process.cdist(strings, strings, scorer=Levenshtein.distance, dtype=np.int32)
+    full = float(matrix[np.triu_indices(len(strings), k=1)].astype(np.float64).mean())
+    assert distance.mean_pairwise(strings) == (90 * 89 // 2, full)  # bit for bit
+
+
+def _long_pathways(n, seed, layers=8):
+    rng = np.random.default_rng(seed)
+    return [
+        "-".join(",".join(map(str, rng.permutation(64)[: rng.integers(3, 9)])) for _ in range(layers)) for _ in range(n)
+    ]
+
+
+def test_score_hint_only_for_long_strings():
+    assert distance.score_hint(["1,2-3", "2,1-3", "5-6"]) is None
+    assert distance.score_hint(["1,2"]) is None
+    strings = _long_pathways(30, 0)
+    assert min(len(s) for s in strings) > 64
+    hint = distance.score_hint(strings)
+    assert isinstance(hint, int)
+    assert hint == distance.score_hint(strings)  # fixed sample: the same hint every time
+
+
+@pytest.mark.parametrize("hint", [None, 1, 40, 10_000])
+def test_score_hint_never_changes_a_distance(hint):
+    strings = _long_pathways(14, 1)
+    expected = sum(_levenshtein(a, b) for a, b in itertools.combinations(strings, 2))
+    assert distance.sum_upper_triangle(strings, workers=1, rows=5, hint=hint) == expected
+
+
+def test_long_strings_mean_and_subsample_are_exact():
+    strings = _long_pathways(16, 2)
+    pairs = list(itertools.combinations(strings, 2))
+    n, mean = distance.mean_pairwise(strings)
+    assert (n, mean) == (len(pairs), pytest.approx(np.mean([_levenshtein(a, b) for a, b in pairs])))
+    used, sub = distance.mean_pairwise(strings, max_pairs=50, seed=4)
+    i, j = distance._unrank_pairs(np.random.default_rng(4).choice(len(pairs), size=50, replace=False), 16)
+    expected = np.mean([_levenshtein(strings[a], strings[b]) for a, b in zip(i, j, strict=True)])
+    assert (used, sub) == (50, pytest.approx(expected))

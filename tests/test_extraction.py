@@ -93,3 +93,27 @@ def test_tokenizer_mismatch_is_refused(tiny_olmoe):
 def test_length_batches_group_similar_lengths():
     batches = extraction.length_batches([5, 1, 4, 2, 3], 2)
     assert [b.tolist() for b in batches] == [[1, 3], [4, 2], [0]]
+
+
+def test_pad_batch_right_pads_and_masks():
+    ids, mask = extraction.pad_batch([[5, 6, 7], [8], [9, 10]], -100)
+    assert ids.tolist() == [[5, 6, 7], [8, -100, -100], [9, 10, -100]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    assert ids.dtype == mask.dtype == torch.long
+
+
+@pytest.mark.parametrize("n_experts", [4, 8, 16, 40])
+def test_softmax_matches_torch_for_few_and_many_experts(n_experts):
+    logits = torch.randn(50, n_experts, generator=torch.Generator().manual_seed(n_experts)) * 5
+    torch.testing.assert_close(extraction._softmax(logits), torch.softmax(logits, -1), atol=1e-7, rtol=1e-6)
+
+
+def test_loss_in_chunks_of_rows_is_the_same(tiny_olmoe, monkeypatch):
+    model, tok = tiny_olmoe
+    whole = _run(model, tok, batch_size=5)
+    monkeypatch.setattr(extraction, "_LOSS_CHUNK", 1)  # one row per cross-entropy call
+    chunked = _run(model, tok, batch_size=5)
+    for sid, (loss, n, probs) in whole.items():
+        assert chunked[sid][0] == pytest.approx(loss, abs=1e-6)
+        assert chunked[sid][1] == n
+        np.testing.assert_array_equal(chunked[sid][2], probs)

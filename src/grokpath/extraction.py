@@ -10,6 +10,7 @@ attention never lets a real token see one.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -112,15 +113,29 @@ def router_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 class _Capture:
-    """Forward hooks that keep each gate's output for the current forward pass."""
+    """Forward hooks that reduce each router's output to per-sample routing weights [B, K] while the
+    forward pass runs: the per-token logits are dropped as soon as their MoE block is done, so
+    capture holds L x B x K numbers instead of L x B x T x K, and costs two kernels per layer."""
 
-    def __init__(self, gates: list[tuple[int, torch.nn.Module]]) -> None:
-        self.outputs: dict[int, tuple[torch.Tensor, ...]] = {}
+    def __init__(self, gates: list[tuple[int, torch.nn.Module]], mode: str, score: str) -> None:
+        self.mode, self.score = mode, score
+        self.outputs: dict[int, torch.Tensor] = {}
+        self._token_weights: torch.Tensor | None = None
         self._handles = [g.register_forward_hook(self._hook(i)) for i, g in gates]
+
+    def start(self, mask: torch.Tensor) -> None:
+        """Before each forward pass: mask [B, T] (1 on real tokens) gives each real token of a row
+        the weight 1 / n_real and every pad 0, so one batched matmul takes the token average."""
+        m = mask.to(torch.float32)
+        self._token_weights = (m / m.sum(1, keepdim=True)).unsqueeze(1)  # [B, 1, T]
+        self.outputs.clear()
 
     def _hook(self, layer: int):
         def hook(_module: torch.nn.Module, _inp: object, out: tuple[torch.Tensor, ...]) -> None:
-            self.outputs[layer] = out
+            w = self._token_weights
+            assert w is not None, "_Capture.start(mask) must run before each forward pass"
+            per_token = _routing_weights(out, self.mode, self.score)
+            self.outputs[layer] = torch.bmm(w, per_token.reshape(w.shape[0], w.shape[2], -1)).squeeze(1)
 
         return hook
 
@@ -129,34 +144,66 @@ class _Capture:
             h.remove()
 
 
-def _token_average(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """per_token [B, T, K], mask [B, T] -> [B, K] mean over real tokens."""
-    m = mask.unsqueeze(-1).to(per_token.dtype)
-    return (per_token * m).sum(1) / m.sum(1)
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim. torch's CPU kernel is about 5x slower than exp / sum below 16
+    classes (8-expert models: the embedded series, Mixtral), so those take the two-pass form."""
+    if logits.shape[-1] >= 16 or logits.device.type != "cpu":
+        return torch.softmax(logits, dim=-1)
+    e = (logits - logits.amax(-1, keepdim=True)).exp_()
+    return e.div_(e.sum(-1, keepdim=True))
 
 
-def _routing_weights(
-    out: tuple[torch.Tensor, ...], mode: str, shape: tuple[int, int], score: str = "softmax"
-) -> torch.Tensor:
+def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "softmax") -> torch.Tensor:
+    """A router's output (logits [N, K], top-k weights, top-k ids) -> per-token weights [N, K] (float32)."""
     logits = out[0].float()
     if mode == "full" and score == "softmax":
-        weights = torch.softmax(logits, dim=-1)
-    elif mode == "full":  # sigmoid scores, normalised into a distribution over experts
+        return _softmax(logits)
+    if mode == "full":  # sigmoid scores, normalised into a distribution over experts
         sig = torch.sigmoid(logits)
-        weights = sig / sig.sum(dim=-1, keepdim=True)
-    else:  # the sparse top-k weights the model actually mixed experts with
-        weights = torch.zeros_like(logits).scatter_(-1, out[2].long(), out[1].float())
-    return weights.view(*shape, -1)
+        return sig / sig.sum(dim=-1, keepdim=True)
+    # the sparse top-k weights the model actually mixed experts with
+    return torch.zeros_like(logits).scatter_(-1, out[2].long(), out[1].float())
+
+
+# Logits per cross-entropy call (2^26: 256 MiB in float32). A bf16 batch of the paper's shape
+# (16 x 2048 tokens x 50,304 vocab) is 3.3 GB of logits; in one call its float32 copy and the
+# log-softmax would add 13 GB more, in chunks of rows they add 0.8 GB.
+_LOSS_CHUNK = 2**26
+
+
+def _sample_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token NLL over each row's real tokens, [B] (float32).
+
+    The targets are shifted instead of the logits (a pad, and the last position, get
+    ignore_index), so cross-entropy runs on contiguous [rows*T, V] views of the logits, no copy
+    but the float32 one of at most `_LOSS_CHUNK` logits at a time.
+    """
+    b, t, v = logits.shape
+    targets = ids.masked_fill(mask == 0, -100)[:, 1:]
+    targets = torch.cat([targets, targets.new_full((b, 1), -100)], dim=1)
+    rows = max(1, _LOSS_CHUNK // (t * v))
+    nll = torch.cat(
+        [
+            torch.nn.functional.cross_entropy(
+                logits[r : r + rows].reshape(-1, v).float(),
+                targets[r : r + rows].reshape(-1),
+                reduction="none",
+                ignore_index=-100,
+            )
+            for r in range(0, b, rows)
+        ]
+    )
+    return nll.view(b, t).sum(1) / mask[:, 1:].sum(1)
 
 
 def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token rows: (ids [B, T], mask [B, T]); the mask is 1 on real tokens."""
-    width = max(len(r) for r in rows)
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    width = int(lengths.max())
+    mask = (torch.arange(width) < lengths.unsqueeze(1)).long()
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, r in enumerate(rows):
-        ids[k, : len(r)] = torch.as_tensor(r)
-        mask[k, : len(r)] = 1
+    # One scatter in row-major order instead of a tensor per row.
+    ids[mask.bool()] = torch.tensor(list(itertools.chain.from_iterable(rows)), dtype=torch.long)
     return ids, mask
 
 
@@ -183,7 +230,7 @@ def iter_batches(
         raise ValueError(f"samples need at least 2 tokens for a loss; too short: {short[:5]}")
     gates = moe_gates(model) if routing else []
     score = scoring(model) if routing else "softmax"
-    capture = _Capture(gates) if routing else None
+    capture = _Capture(gates, routing, score) if routing else None
     device = next(model.parameters()).device
     model.eval()
     start = time.perf_counter()
@@ -192,26 +239,21 @@ def iter_batches(
             for idx in length_batches([len(t) for t in token_ids], batch_size):
                 rows = [token_ids[i] for i in idx]
                 ids, mask = pad_batch(rows, pad_id)
-                width = ids.shape[1]
+                n_tokens = mask.sum(1).numpy().astype(np.int32)  # on the host: no device sync
                 ids, mask = ids.to(device), mask.to(device)
+                if capture is not None:
+                    capture.start(mask)
                 logits = model(input_ids=ids, attention_mask=mask).logits
-                nll = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none"
-                )
-                tmask = mask[:, 1:].float()
-                loss = (nll * tmask).sum(1) / tmask.sum(1)
+                loss = _sample_loss(logits, ids, mask)
+                del logits  # [B, T, V]: the largest tensor of the pass
                 probs = None
                 if capture is not None:
-                    per_layer = [
-                        _token_average(_routing_weights(capture.outputs[i], routing, (len(rows), width), score), mask)
-                        for i, _ in gates
-                    ]
-                    probs = torch.stack(per_layer, dim=1).cpu().numpy()
+                    probs = torch.stack([capture.outputs[i] for i, _ in gates], dim=1).cpu().numpy()
                     capture.outputs.clear()
                 bar.update(len(rows))
                 yield BatchResult(
                     sample_ids=[sample_ids[i] for i in idx],
-                    n_tokens=mask.sum(1).cpu().numpy().astype(np.int32),
+                    n_tokens=n_tokens,
                     loss=loss.double().cpu().numpy(),
                     probs=probs,
                 )

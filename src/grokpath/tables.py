@@ -6,6 +6,7 @@ and its file metadata records the versions, seed and checkpoint that produced it
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from importlib import metadata
@@ -225,6 +226,13 @@ MONITORS_SCHEMA = pa.schema(
 
 def versions() -> dict[str, str]:
     """Versions of the packages whose behaviour decides the numbers in a table."""
+    return dict(_versions())  # a copy: callers may add to it
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    # cached: reading package metadata from disk cost ~13 ms per table written, which was most of
+    # the routing capture's overhead on small models (benchmarks/routing_overhead.py)
     out = {"grokpath": __version__}
     for pkg in ("torch", "transformers", "lm-eval"):
         try:

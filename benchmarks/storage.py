@@ -1,0 +1,237 @@
+"""Storage of the routing tables: bytes per (sample, layer) and the time to read a domain back.
+
+One domain's routing table (`tables.ROUTING_SCHEMA`: one row per sample and MoE layer, the
+token-averaged routing weights over all experts as a list) for the paper's setting (10,000
+samples x 16 layers x 64 experts) and the embedded default (300 samples x 4 layers x 8 experts),
+written with each candidate encoding; every write and read is repeated, interleaved, and the
+medians reported. The weights are Dirichlet draws around a per-layer expert popularity (as in
+benchmarks/pathway_distance.py), rounded to float32: like real token averages, their mantissas are
+full of noise, so what compresses is the exponent bytes and the repeated key columns.
+
+Candidates:
+- `float32 zstd` is what `tables.write` writes (one row group); `float32 zstd stream` the same
+  data as `extract_routing` writes it (`tables.StreamWriter`, one row group per batch of 64
+  samples);
+- `float32 lz4`, `float32 snappy`, `float32 none`: other codecs (pyarrow's defaults otherwise);
+- `float32 zstd plain`: no dictionary for the weights (the key columns keep theirs);
+- `float32 zstd bss`, `float32 lz4 bss`, `float32 zstd bss stream`: no dictionary and Parquet's
+  BYTE_STREAM_SPLIT encoding for the weights (byte 0 of every float, then byte 1, ...): lossless,
+  the sign/exponent bytes line up and compress;
+- `float16 zstd`, `float16 zstd bss`: half the bytes, but lossy: the table says how many pathways
+  (`pathways.pathway`, tau 0.7) change when the weights are rounded to float16.
+`read` is `pyarrow.parquet.read_table`; `load` is `stages.load_routing`, what compute_pathways and
+ablate_tau call (read, sort by sample and layer, weights as an [N, L, K] array). Every float32
+candidate is checked to give the weights back bit for bit.
+
+Why float32 + zstd stays (measured on a 2-core x86_64, pyarrow 26): rounding to float16 changes
+66% of the paper-sized pathways (64 experts: a weight near 1/64 moves by up to ~1e-5, enough to
+swap two near-tied experts or move the tau cut) and 0.7% of the default's (8 experts); half the
+bytes are not worth monitors computed from other pathways. zstd at Arrow's default level is 9-11%
+smaller than lz4, snappy or no compression (238 vs 261-266 bytes per (sample, layer) at 64
+experts, 48 vs 52-58 at 8), and one paper-sized domain (10,000 x 16 x 64) loads in 0.2-0.3 s
+whatever the codec: decompression is not what a read costs.
+
+What should change (proposed for tables.py, which is not this benchmark's): pyarrow dictionary-
+encodes every column by default, and the weights are nearly all distinct, so the dictionary is as
+large as the data and its indices come on top. One large row group overflows the dictionary and
+falls back to plain pages, but `extract_routing` streams one row group per batch of 64 samples,
+where it never overflows: the routing tables the workflow writes take 362 bytes per (sample,
+layer), 52% more than the same table in one row group. No dictionary and BYTE_STREAM_SPLIT for
+float columns (`use_dictionary=[the other columns]`, `use_byte_stream_split=[the float leaves]`)
+give 214 bytes in one row group and 221 streamed, 39% less than now, lossless, at the same read
+time; 33-38 instead of 48-50 bytes at 8 experts.
+
+    python benchmarks/storage.py [--repeats 5] [--samples 10000] [--layers 16] [--experts 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from grokpath import pathways, stages, tables
+
+STREAM_BATCH = 64  # extraction.batch_size default: samples per row group as extract_routing writes
+META = {"seed": 0, "checkpoint_sha": "0" * 64, "revision": "step0", "routing": "full"}
+FLOAT16_SCHEMA = pa.schema(
+    [
+        f if f.name != "probs" else pa.field("probs", pa.list_(pa.float16()), nullable=False)
+        for f in tables.ROUTING_SCHEMA
+    ]
+)
+# name -> (schema, compression, encoding of the weights, writer); encodings: "dict" is pyarrow's
+# default (a dictionary, which random floats overflow into plain pages), "plain" no dictionary,
+# "bss" BYTE_STREAM_SPLIT
+CANDIDATES: dict[str, tuple[pa.Schema, str, str, str]] = {
+    "float32 zstd": (tables.ROUTING_SCHEMA, "zstd", "dict", "tables.write"),
+    "float32 zstd stream": (tables.ROUTING_SCHEMA, "zstd", "dict", "StreamWriter"),
+    "float32 lz4": (tables.ROUTING_SCHEMA, "lz4", "dict", "pq"),
+    "float32 snappy": (tables.ROUTING_SCHEMA, "snappy", "dict", "pq"),
+    "float32 none": (tables.ROUTING_SCHEMA, "none", "dict", "pq"),
+    "float32 zstd plain": (tables.ROUTING_SCHEMA, "zstd", "plain", "pq"),
+    "float32 zstd bss": (tables.ROUTING_SCHEMA, "zstd", "bss", "pq"),
+    "float32 zstd bss stream": (tables.ROUTING_SCHEMA, "zstd", "bss", "stream"),
+    "float32 lz4 bss": (tables.ROUTING_SCHEMA, "lz4", "bss", "pq"),
+    "float16 zstd": (FLOAT16_SCHEMA, "zstd", "dict", "pq"),
+    "float16 zstd bss": (FLOAT16_SCHEMA, "zstd", "bss", "pq"),
+}
+
+
+def routing_weights(n: int, layers: int, experts: int, seed: int = 0, concentration: float = 8.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    popularity = rng.dirichlet(np.ones(experts), size=layers)
+    alpha = concentration * experts * popularity + 1e-3
+    return np.stack([rng.dirichlet(alpha[layer], size=n) for layer in range(layers)], axis=1).astype(np.float32)
+
+
+def routing_frame(weights: np.ndarray, domain: str = "math") -> pl.DataFrame:
+    """The routing table of one domain, rows as extract_routing writes them."""
+    n, n_layers, k = weights.shape
+    ids = [f"{domain}-samples-{i:06d}" for i in range(n)]
+    rng = np.random.default_rng(1)
+    return pl.DataFrame(
+        {
+            "model": ["tiny-moe"] * (n * n_layers),
+            "step": ["step001100"] * (n * n_layers),
+            "domain": [domain] * (n * n_layers),
+            "sample_id": np.repeat(ids, n_layers).tolist(),
+            "layer": np.tile(np.arange(n_layers), n),
+            "n_tokens": np.repeat(rng.integers(10, 2048, size=n), n_layers),
+            "probs": weights.reshape(n * n_layers, k),
+        }
+    )
+
+
+def write(frame: pl.DataFrame, path: Path, candidate: str) -> None:
+    schema, codec, encoding, writer = CANDIDATES[candidate]
+    if writer == "tables.write":  # exactly what the workflow does
+        tables.write(frame, path, schema, **META)
+        return
+    table = tables.to_arrow(frame, schema)
+    if writer == "StreamWriter":  # one row group per batch of samples, as extract_routing streams them
+        rows = STREAM_BATCH * frame["layer"].n_unique()
+        with tables.StreamWriter(path, schema, **META) as sink:
+            for start in range(0, frame.height, rows):
+                part = table.slice(start, rows)
+                sink.write({name: part.column(name) for name in schema.names})
+        return
+    table = table.replace_schema_metadata(tables._metadata(schema, META))
+    keys = [name for name in schema.names if name != "probs"]
+    options = {
+        "compression": codec,
+        "use_dictionary": True if encoding == "dict" else keys,  # a dictionary wins over any other encoding
+        "use_byte_stream_split": ["probs.list.element"] if encoding == "bss" else False,
+    }
+    if writer == "stream":  # the same row groups as StreamWriter, with these options
+        rows = STREAM_BATCH * frame["layer"].n_unique()
+        with pq.ParquetWriter(path, table.schema, **options) as sink:
+            for start in range(0, frame.height, rows):
+                sink.write_table(table.slice(start, rows))
+        return
+    pq.write_table(table, path, **options)
+
+
+def pathways_changed(weights: np.ndarray, tau: float) -> float:
+    """Fraction of samples whose pathway string changes when the weights go through float16."""
+    half = weights.astype(np.float16).astype(np.float32)
+    changed = sum(
+        pathways.pathway(a, tau)[0] != pathways.pathway(b, tau)[0] for a, b in zip(weights, half, strict=True)
+    )
+    return changed / len(weights)
+
+
+def measure(n: int, layers: int, experts: int, repeats: int, tmp: Path) -> dict[str, object]:
+    weights = routing_weights(n, layers, experts)
+    frame = routing_frame(weights)
+    raw = weights.nbytes
+    sizes: dict[str, int] = {}
+    times: dict[str, dict[str, list[float]]] = {c: {"write": [], "read": [], "load": []} for c in CANDIDATES}
+    ops: list[tuple[str, str, Callable[[], object]]] = []
+    for c in CANDIDATES:
+        path = tmp / f"{n}-{experts}-{c.replace(' ', '_')}.parquet"
+        ops.append((c, "write", lambda c=c, path=path: write(frame, path, c)))
+        ops.append((c, "read", lambda path=path: pq.read_table(path)))
+        ops.append((c, "load", lambda path=path: stages.load_routing(str(path))))
+    for _, _, fn in ops:  # warm-up: every file written once, every reader imported
+        fn()
+    for r in range(repeats):
+        for c, what, fn in ops[r % len(ops) :] + ops[: r % len(ops)]:
+            start = time.perf_counter()
+            fn()
+            times[c][what].append(time.perf_counter() - start)
+    for c in CANDIDATES:
+        path = tmp / f"{n}-{experts}-{c.replace(' ', '_')}.parquet"
+        sizes[c] = path.stat().st_size
+        _, _, back = stages.load_routing(str(path))
+        if CANDIDATES[c][0] is tables.ROUTING_SCHEMA and not np.array_equal(back, weights):
+            raise SystemExit(f"{c}: weights did not come back bit for bit")
+    return {
+        "samples": n,
+        "layers": layers,
+        "experts": experts,
+        "raw_weight_bytes": raw,
+        "bytes": sizes,
+        "bytes_per_sample_layer": {c: round(s / (n * layers), 1) for c, s in sizes.items()},
+        "seconds_median": {c: {k: round(statistics.median(v), 4) for k, v in t.items()} for c, t in times.items()},
+        "float16_pathways_changed": round(pathways_changed(weights, 0.7), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=10_000, help="paper setting: samples per domain")
+    parser.add_argument("--layers", type=int, default=16)
+    parser.add_argument("--experts", type=int, default=64)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="grokpath-storage-") as tmp:
+        results = [
+            measure(args.samples, args.layers, args.experts, args.repeats, Path(tmp)),
+            measure(300, 4, 8, args.repeats, Path(tmp)),  # the embedded default: one domain
+        ]
+    load_after = os.getloadavg()
+    for r in results:
+        n, n_layers, k = r["samples"], r["layers"], r["experts"]
+        print(
+            f"\n{n} samples x {n_layers} layers x {k} experts: {r['raw_weight_bytes'] / 2**20:.1f} MiB of float32 "
+            f"weights ({k * 4} bytes per (sample, layer)); float16 changes "
+            f"{r['float16_pathways_changed'] * 100:.2f}% of the pathways (tau 0.7)"
+        )
+        print(f"{'candidate':24} {'MiB':>8} {'B/(sample,layer)':>17} {'write s':>8} {'read s':>8} {'load s':>8}")
+        for c in CANDIDATES:
+            t = r["seconds_median"][c]
+            print(
+                f"{c:24} {r['bytes'][c] / 2**20:>8.2f} {r['bytes_per_sample_layer'][c]:>17.1f} "
+                f"{t['write']:>8.3f} {t['read']:>8.3f} {t['load']:>8.3f}"
+            )
+    print(f"\nmedians of {args.repeats} interleaved repeats; pyarrow {pa.__version__}")
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, on {os.cpu_count()} CPUs")
+    print(
+        json.dumps(
+            {
+                "benchmark": "storage",
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                "pyarrow": pa.__version__,
+                "repeats": args.repeats,
+                "load_average_1min": [round(load_before[0], 2), round(load_after[0], 2)],
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
