@@ -165,12 +165,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key instruction_tune.datasets: no instruction data for famil(ies) {missing}; "
                 f"give a JSONL path for each of {sorted(families)}"
             )
-    unknown_family = sorted(set(config["instruction_tune"]["family"]) - set(config["domains"]))
-    if unknown_family:
-        raise ConfigError(
-            f"config key instruction_tune.family: {unknown_family} are not domains; "
-            f"allowed: {sorted(config['domains'])}"
-        )
+    _only_domains(config, "instruction_tune.family", config["instruction_tune"]["family"])
     corr = config["correlation"]
     if corr["window"] == "list":
         known = {c["id"] for m in config["models"].values() for c in m["checkpoints"]}
@@ -189,14 +184,16 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"config key decontamination.checkpoint: {decon['checkpoint']!r} is not a checkpoint of model "
                     f"{alias!r}; allowed: {ids} or null for the last one"
                 )
-    unknown_eps = sorted(set(config["memorization"]["eps"]) - set(config["domains"]))
-    if unknown_eps:
-        raise ConfigError(
-            f"config key memorization.eps: {unknown_eps} are not domains; allowed: {sorted(config['domains'])}"
-        )
+    _only_domains(config, "memorization.eps", config["memorization"]["eps"])
     lo, hi = config["memorization"]["target_fraction"]
     if lo > hi:
         raise ConfigError(f"config key memorization.target_fraction: [{lo}, {hi}] must be [low, high] with low <= high")
+
+
+def _only_domains(config: dict[str, Any], key: str, names: Any) -> None:
+    unknown = sorted(set(names) - set(config["domains"]))
+    if unknown:
+        raise ConfigError(f"config key {key}: {unknown} are not domains; allowed: {sorted(config['domains'])}")
 
 
 # Which checkpoint key says where each source finds its checkpoint; the others must be absent.

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from grokpath import distance, extraction, pathways
 
@@ -170,13 +171,7 @@ class MonitorHook:
         return result
 
 
-def _trainer_callback_base() -> type:
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class GrokpathCallback(_trainer_callback_base()):  # type: ignore[misc]
+class GrokpathCallback(TrainerCallback):
     """Measure the monitors every `every` optimizer steps during `Trainer.train()`.
 
     Pass the Trainer (`callback.trainer = trainer`, or `GrokpathCallback(..., trainer=trainer)`)

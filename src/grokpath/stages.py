@@ -489,7 +489,7 @@ def decontaminate(
     items = tables.read(items_table, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")
     manifest = checkpoints.ensure_weights(checkpoint)
     net, tokenizer = extraction.load_checkpoint(checkpoint, device, dtype)
-    # Generation targets (HumanEval's test code) follow the prompt directly; others after a space.
+    # The text scored is the prompt, a space, then the gold target (decontamination.item_text).
     _, record = decontamination.decontaminate(
         items.to_dicts(),
         net,

@@ -169,8 +169,7 @@ def render(matrix: Matrix) -> str:
                 lines.append(" " * width + "  " * i + "┌ " + rule)
             for step in steps:
                 lines.append(
-                    f"{step:<{width}}"
-                    + " ".join(SYMBOLS[rows[step].get(r, DONE)] if r in rows[step] else " " for r in per_ckpt)
+                    f"{step:<{width}}" + " ".join(SYMBOLS[rows[step][r]] if r in rows[step] else " " for r in per_ckpt)
                 )
         series = rows[SERIES]
         if series:
