@@ -2,7 +2,8 @@
 
 Passes over the same samples with the same length-bucketed batches, the same `torch.inference_mode`,
 the same threads and the same device, timed side by side: after one untimed warm-up of each, every
-repeat runs every pass once, in a rotating order.
+repeat runs every pass once, in a rotating order, each writing into a fresh folder (as a Snakemake
+job does: its old outputs are removed before it runs).
 
 - `bare`: pad each batch (`extraction.pad_batch`), move it to the device, `model(...).logits`.
 - `capture`: `extraction.iter_batches(routing="full")` consumed without writing anything: the
@@ -57,6 +58,7 @@ import importlib.util
 import json
 import platform
 import pstats
+import shutil
 import statistics
 import sys
 import tempfile
@@ -188,7 +190,19 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
     model = build(shape, LENGTHS[which][1], args.dtype, args.device, seed=args.seed)
     cuda = args.device.startswith("cuda")
     with tempfile.TemporaryDirectory(prefix="grokpath-routing-") as tmp:
-        out = Path(tmp)
+        # Every pass writes into a fresh folder, removed after it was timed: Snakemake removes a
+        # job's old outputs before the job runs, and renaming onto an existing file costs what
+        # the job never pays (ext4 flushes the new file's blocks first).
+        runs = iter(range(10**9))
+        out = Path(tmp) / "0"
+
+        def fresh() -> Path:
+            nonlocal out
+            shutil.rmtree(out, ignore_errors=True)
+            out = Path(tmp) / str(next(runs))
+            out.mkdir()
+            return out
+
         passes: dict[str, Callable[[], None]] = {
             "bare": lambda: run_bare(model, token_ids, batch_size, args.device),
             "capture": lambda: run_capture(model, token_ids, batch_size),
@@ -201,6 +215,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
         wall: dict[str, list[float]] = {k: [] for k in passes}
         cpu: dict[str, list[float]] = {k: [] for k in passes}
         for fn in passes.values():  # warm-up: allocator, kernels, lazy imports, file system
+            fresh()
             fn()
         if args.profile:  # after the warm-up, so first-call imports stay out of it
             profile = cProfile.Profile()
@@ -210,6 +225,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
         names = list(passes)
         for r in range(args.repeats):
             for name in names[r % len(names) :] + names[: r % len(names)]:  # no pass always goes first
+                fresh()
                 w0, c0 = time.perf_counter(), time.process_time()
                 passes[name]()
                 wall[name].append(time.perf_counter() - w0)
@@ -220,6 +236,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
+            fresh()
             _reset_peak_rss()
             before = _rss_kib("VmRSS")
             fn()

@@ -9,14 +9,17 @@ benchmarks/pathway_distance.py), rounded to float32: like real token averages, t
 full of noise, so what compresses is the exponent bytes and the repeated key columns.
 
 Candidates:
-- `float32 zstd` is what `tables.write` writes (one row group); `float32 zstd stream` the same
-  data as `extract_routing` writes it (`tables.StreamWriter`, one row group per batch of 64
-  samples);
+- `tables.write` is what the workflow writes in one piece, `tables.StreamWriter` what
+  `extract_routing` streams (batches of 64 samples gathered into row groups of
+  `tables.ROW_GROUP_ROWS`): zstd, no dictionary and Parquet's BYTE_STREAM_SPLIT encoding for the
+  weights (byte 0 of every float, then byte 1, ...: lossless, the sign/exponent bytes line up and
+  compress), dictionaries for the key columns (`tables._write_options`);
+- `float32 zstd dict`: pyarrow's defaults (a dictionary for every column), one row group;
+  `float32 zstd dict stream`: the same, one row group per batch of 64 samples (what the workflow
+  wrote before, through a ParquetWriter per batch);
 - `float32 lz4`, `float32 snappy`, `float32 none`: other codecs (pyarrow's defaults otherwise);
 - `float32 zstd plain`: no dictionary for the weights (the key columns keep theirs);
-- `float32 zstd bss`, `float32 lz4 bss`, `float32 zstd bss stream`: no dictionary and Parquet's
-  BYTE_STREAM_SPLIT encoding for the weights (byte 0 of every float, then byte 1, ...): lossless,
-  the sign/exponent bytes line up and compress;
+- `float32 lz4 bss`: BYTE_STREAM_SPLIT with lz4;
 - `float16 zstd`, `float16 zstd bss`: half the bytes, but lossy: the table says how many pathways
   (`pathways.pathway`, tau 0.7) change when the weights are rounded to float16.
 `read` is `pyarrow.parquet.read_table`; `load` is `stages.load_routing`, what compute_pathways and
@@ -31,15 +34,13 @@ smaller than lz4, snappy or no compression (238 vs 261-266 bytes per (sample, la
 experts, 48 vs 52-58 at 8), and one paper-sized domain (10,000 x 16 x 64) loads in 0.2-0.3 s
 whatever the codec: decompression is not what a read costs.
 
-What should change (proposed for tables.py, which is not this benchmark's): pyarrow dictionary-
+Why no dictionary and split bytes for floats (now `tables._write_options`): pyarrow dictionary-
 encodes every column by default, and the weights are nearly all distinct, so the dictionary is as
 large as the data and its indices come on top. One large row group overflows the dictionary and
-falls back to plain pages, but `extract_routing` streams one row group per batch of 64 samples,
-where it never overflows: the routing tables the workflow writes take 362 bytes per (sample,
-layer), 52% more than the same table in one row group. No dictionary and BYTE_STREAM_SPLIT for
-float columns (`use_dictionary=[the other columns]`, `use_byte_stream_split=[the float leaves]`)
-give 214 bytes in one row group and 221 streamed, 39% less than now, lossless, at the same read
-time; 33-38 instead of 48-50 bytes at 8 experts.
+falls back to plain pages, but a row group per batch of 64 samples never overflows: the routing
+tables the workflow used to write took 362 bytes per (sample, layer), 52% more than the same table
+in one row group. No dictionary and BYTE_STREAM_SPLIT for float columns give 214 bytes, 39% less,
+lossless, at the same read time; 33-38 instead of 48-50 bytes at 8 experts.
 
     python benchmarks/storage.py [--repeats 5] [--samples 10000] [--layers 16] [--experts 64]
 """
@@ -75,14 +76,14 @@ FLOAT16_SCHEMA = pa.schema(
 # default (a dictionary, which random floats overflow into plain pages), "plain" no dictionary,
 # "bss" BYTE_STREAM_SPLIT
 CANDIDATES: dict[str, tuple[pa.Schema, str, str, str]] = {
-    "float32 zstd": (tables.ROUTING_SCHEMA, "zstd", "dict", "tables.write"),
-    "float32 zstd stream": (tables.ROUTING_SCHEMA, "zstd", "dict", "StreamWriter"),
+    "tables.write": (tables.ROUTING_SCHEMA, "zstd", "bss", "tables.write"),
+    "tables.StreamWriter": (tables.ROUTING_SCHEMA, "zstd", "bss", "StreamWriter"),
+    "float32 zstd dict": (tables.ROUTING_SCHEMA, "zstd", "dict", "pq"),
+    "float32 zstd dict stream": (tables.ROUTING_SCHEMA, "zstd", "dict", "stream"),
     "float32 lz4": (tables.ROUTING_SCHEMA, "lz4", "dict", "pq"),
     "float32 snappy": (tables.ROUTING_SCHEMA, "snappy", "dict", "pq"),
     "float32 none": (tables.ROUTING_SCHEMA, "none", "dict", "pq"),
     "float32 zstd plain": (tables.ROUTING_SCHEMA, "zstd", "plain", "pq"),
-    "float32 zstd bss": (tables.ROUTING_SCHEMA, "zstd", "bss", "pq"),
-    "float32 zstd bss stream": (tables.ROUTING_SCHEMA, "zstd", "bss", "stream"),
     "float32 lz4 bss": (tables.ROUTING_SCHEMA, "lz4", "bss", "pq"),
     "float16 zstd": (FLOAT16_SCHEMA, "zstd", "dict", "pq"),
     "float16 zstd bss": (FLOAT16_SCHEMA, "zstd", "bss", "pq"),
@@ -120,12 +121,20 @@ def write(frame: pl.DataFrame, path: Path, candidate: str) -> None:
         tables.write(frame, path, schema, **META)
         return
     table = tables.to_arrow(frame, schema)
-    if writer == "StreamWriter":  # one row group per batch of samples, as extract_routing streams them
+    if writer == "StreamWriter":  # batch by batch, as extract_routing streams them
         rows = STREAM_BATCH * frame["layer"].n_unique()
-        with tables.StreamWriter(path, schema, **META) as sink:
+        constants = {name: frame[name][0] for name in ("model", "step", "domain")}
+        with tables.StreamWriter(path, schema, constants, **META) as sink:
             for start in range(0, frame.height, rows):
-                part = table.slice(start, rows)
-                sink.write({name: part.column(name) for name in schema.names})
+                part = frame.slice(start, rows)
+                sink.write(
+                    {
+                        "sample_id": part["sample_id"].to_numpy(),
+                        "layer": part["layer"].to_numpy().astype(np.int16),
+                        "n_tokens": part["n_tokens"].to_numpy().astype(np.int32),
+                        "probs": np.stack(part["probs"].to_numpy()),
+                    }
+                )
         return
     table = table.replace_schema_metadata(tables._metadata(schema, META))
     keys = [name for name in schema.names if name != "probs"]
@@ -134,7 +143,7 @@ def write(frame: pl.DataFrame, path: Path, candidate: str) -> None:
         "use_dictionary": True if encoding == "dict" else keys,  # a dictionary wins over any other encoding
         "use_byte_stream_split": ["probs.list.element"] if encoding == "bss" else False,
     }
-    if writer == "stream":  # the same row groups as StreamWriter, with these options
+    if writer == "stream":  # a row group per batch of 64 samples
         rows = STREAM_BATCH * frame["layer"].n_unique()
         with pq.ParquetWriter(path, table.schema, **options) as sink:
             for start in range(0, frame.height, rows):

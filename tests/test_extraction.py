@@ -117,3 +117,32 @@ def test_loss_in_chunks_of_rows_is_the_same(tiny_olmoe, monkeypatch):
         assert chunked[sid][0] == pytest.approx(loss, abs=1e-6)
         assert chunked[sid][1] == n
         np.testing.assert_array_equal(chunked[sid][2], probs)
+
+
+@pytest.mark.parametrize("routing", ["full", "topk"])
+def test_capture_reduced_layer_by_layer_is_the_same(tiny_olmoe, monkeypatch, routing):
+    """Router outputs are held and reduced for all layers at once after the pass; a model whose
+    held logits pass the bound is reduced as it goes, with the same numbers."""
+    model, tok = tiny_olmoe
+    together = _run(model, tok, batch_size=5, routing=routing)
+    monkeypatch.setattr(extraction, "_HOLD", 1)  # reduce inside every hook
+    one_by_one = _run(model, tok, batch_size=5, routing=routing)
+    for sid, (loss, n, probs) in together.items():
+        assert one_by_one[sid][0] == loss
+        assert one_by_one[sid][1] == n
+        np.testing.assert_allclose(one_by_one[sid][2], probs, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize(("scale", "shift"), [(5.0, 0.0), (5.0, 120.0), (5.0, -150.0), (60.0, 0.0)])
+def test_fast_softmax_and_nll_match_torch_where_exp_overflows_or_underflows(scale, shift):
+    """The CPU fast paths skip the max subtraction; logits that would overflow or underflow exp
+    fall back to the exact forms, so every result equals torch's."""
+    g = torch.Generator().manual_seed(1)
+    few = torch.randn(4, 50, 8, generator=g) * scale + shift
+    torch.testing.assert_close(extraction._softmax(few), torch.softmax(few, -1), atol=1e-7, rtol=1e-6)
+    logits = torch.randn(60, 300, generator=g) * scale + shift
+    targets = torch.randint(0, 300, (60,), generator=g)
+    targets[::7] = -100
+    expected = torch.nn.functional.cross_entropy(logits, targets, reduction="none", ignore_index=-100)
+    torch.testing.assert_close(extraction._token_nll(logits, targets), expected, atol=1e-4, rtol=1e-5)
+    assert (extraction._token_nll(logits, targets)[targets < 0] == 0).all()

@@ -112,15 +112,24 @@ def router_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"layer{i}": gate.weight.detach().float().cpu().contiguous() for i, gate in moe_gates(model)}
 
 
+# Router outputs held by `_Capture` before they are reduced: 2^24 logits (64 MiB in float32, as
+# much again while stacked), whatever the model, so memory stays bounded on wide or deep MoEs.
+_HOLD = 2**24
+
+
 class _Capture:
-    """Forward hooks that reduce each router's output to per-sample routing weights [B, K] while the
-    forward pass runs: the per-token logits are dropped as soon as their MoE block is done, so
-    capture holds L x B x K numbers instead of L x B x T x K, and costs two kernels per layer."""
+    """Forward hooks that keep each router's output, reduced to per-sample routing weights [B, K]
+    after the forward pass, or as soon as the held logits pass `_HOLD` numbers: one stacked
+    softmax and one batched matmul for all the layers held, instead of about six kernels per
+    layer inside each hook, whose launches were most of the capture's cost on small models
+    (benchmarks/routing_overhead.py)."""
 
     def __init__(self, gates: list[tuple[int, torch.nn.Module]], mode: str, score: str) -> None:
         self.mode, self.score = mode, score
         self.outputs: dict[int, torch.Tensor] = {}
         self._token_weights: torch.Tensor | None = None
+        self._held: list[tuple[int, tuple[torch.Tensor, ...]]] = []
+        self._n_held = 0
         self._handles = [g.register_forward_hook(self._hook(i)) for i, g in gates]
 
     def start(self, mask: torch.Tensor) -> None:
@@ -129,32 +138,67 @@ class _Capture:
         m = mask.to(torch.float32)
         self._token_weights = (m / m.sum(1, keepdim=True)).unsqueeze(1)  # [B, 1, T]
         self.outputs.clear()
+        self._held, self._n_held = [], 0
 
     def _hook(self, layer: int):
         def hook(_module: torch.nn.Module, _inp: object, out: tuple[torch.Tensor, ...]) -> None:
-            w = self._token_weights
-            assert w is not None, "_Capture.start(mask) must run before each forward pass"
-            per_token = _routing_weights(out, self.mode, self.score)
-            self.outputs[layer] = torch.bmm(w, per_token.reshape(w.shape[0], w.shape[2], -1)).squeeze(1)
+            assert self._token_weights is not None, "_Capture.start(mask) must run before each forward pass"
+            self._held.append((layer, out))
+            self._n_held += out[0].numel()
+            if self._n_held >= _HOLD:
+                self.reduce()
 
         return hook
+
+    def reduce(self) -> dict[int, torch.Tensor]:
+        """Reduce the held router outputs into `outputs` ({layer: [B, K]}) and return it."""
+        w = self._token_weights
+        if self._held and w is not None:
+            b, t = w.shape[0], w.shape[2]
+            layers = [layer for layer, _ in self._held]
+            # [L, N, K] (the top-k weights and ids [L, N, k]): one kernel each for all layers
+            parts = (0,) if self.mode == "full" else (0, 1, 2)
+            stacked = [torch.stack([out[j].reshape(b * t, -1) for _, out in self._held]) for j in parts]
+            per_token = _routing_weights(tuple(stacked), self.mode, self.score).view(len(layers), b, t, -1)
+            averaged = torch.matmul(w.unsqueeze(0), per_token).squeeze(2)  # [L, B, K]
+            self.outputs.update(zip(layers, averaged.unbind(0), strict=True))
+        self._held, self._n_held = [], 0
+        return self.outputs
 
     def close(self) -> None:
         for h in self._handles:
             h.remove()
 
 
+def _exp_row_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(exp(x), its sums over the last dim [..., 1]) without subtracting the row maxima, or None
+    where that is not exact enough: a sum that overflowed (a value above ~88) or is below 1e-30
+    (every value of a row below ~-69). The sums are one matrix-vector product with ones: on CPU,
+    reductions over a short last dim (amax, sum) cost more than the exp itself."""
+    e = torch.exp(x)
+    sums = e @ x.new_ones(x.shape[-1], 1)
+    low, high = torch.aminmax(sums)
+    if not (low >= 1e-30 and high < float("inf")):  # also False on NaN
+        return None
+    return e, sums
+
+
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dim. torch's CPU kernel is about 5x slower than exp / sum below 16
-    classes (8-expert models: the embedded series, Mixtral), so those take the two-pass form."""
+    """Softmax over the last dim (float32). torch's CPU kernel is about 5x slower than exp / sum
+    below 16 classes (8-expert models: the embedded series, Mixtral), so those take exp and a
+    product with ones (`_exp_row_sums`), or the max-subtracted two-pass form where that is unsafe."""
     if logits.shape[-1] >= 16 or logits.device.type != "cpu":
         return torch.softmax(logits, dim=-1)
+    fast = _exp_row_sums(logits)
+    if fast is not None:
+        e, sums = fast
+        return e.div_(sums)
     e = (logits - logits.amax(-1, keepdim=True)).exp_()
     return e.div_(e.sum(-1, keepdim=True))
 
 
 def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "softmax") -> torch.Tensor:
-    """A router's output (logits [N, K], top-k weights, top-k ids) -> per-token weights [N, K] (float32)."""
+    """A router's output (logits [..., N, K], top-k weights, top-k ids) -> per-token weights [..., N, K] (float32)."""
     logits = out[0].float()
     if mode == "full" and score == "softmax":
         return _softmax(logits)
@@ -171,6 +215,21 @@ def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "sof
 _LOSS_CHUNK = 2**26
 
 
+def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Next-token NLL of each row of logits [n, V] (float32); 0 where the target is -100.
+
+    On CPU, log(exp(x) @ 1) - x[target] (`_exp_row_sums`) is about 30% faster than
+    cross-entropy's log-softmax, which writes the whole [n, V] result; logits that make it
+    inexact take cross-entropy."""
+    if logits.device.type == "cpu":
+        fast = _exp_row_sums(logits)
+        if fast is not None:
+            _, sums = fast
+            picked = logits.gather(1, targets.clamp(min=0).unsqueeze(1))
+            return (sums.log_() - picked).squeeze(1).masked_fill_(targets < 0, 0.0)
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="none", ignore_index=-100)
+
+
 def _sample_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token NLL over each row's real tokens, [B] (float32).
 
@@ -184,12 +243,7 @@ def _sample_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) ->
     rows = max(1, _LOSS_CHUNK // (t * v))
     nll = torch.cat(
         [
-            torch.nn.functional.cross_entropy(
-                logits[r : r + rows].reshape(-1, v).float(),
-                targets[r : r + rows].reshape(-1),
-                reduction="none",
-                ignore_index=-100,
-            )
+            _token_nll(logits[r : r + rows].reshape(-1, v).float(), targets[r : r + rows].reshape(-1))
             for r in range(0, b, rows)
         ]
     )
@@ -248,7 +302,8 @@ def iter_batches(
                 del logits  # [B, T, V]: the largest tensor of the pass
                 probs = None
                 if capture is not None:
-                    probs = torch.stack([capture.outputs[i] for i, _ in gates], dim=1).cpu().numpy()
+                    outputs = capture.reduce()
+                    probs = torch.stack([outputs[i] for i, _ in gates], dim=1).cpu().numpy()
                     capture.outputs.clear()
                 bar.update(len(rows))
                 yield BatchResult(

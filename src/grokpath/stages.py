@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grokpath import checkpoints, distance, io, memorization, pathways, samples, tables
@@ -293,6 +294,19 @@ def extract_routing(
         )
 
 
+def _routing_rows(b: Any, moe_layers: list[int]) -> dict[str, np.ndarray]:
+    """One batch's ROUTING_SCHEMA rows (sample-major, then layer; model, step and domain are the
+    writer's constants) as NumPy arrays: no Python object per row, no Arrow call per batch."""
+    n, n_layers, k = b.probs.shape
+    return {
+        "sample_id": np.repeat(np.asarray(b.sample_ids, dtype=object), n_layers),
+        # the model's own layer index (DeepSeek's dense first layers have no row)
+        "layer": np.tile(np.asarray(moe_layers, dtype=np.int16), n),
+        "n_tokens": np.repeat(np.asarray(b.n_tokens, dtype=np.int32), n_layers),
+        "probs": b.probs.reshape(n * n_layers, k).astype(np.float32, copy=False),
+    }
+
+
 def _write_extraction(
     batches: Any,
     model: str,
@@ -303,32 +317,31 @@ def _write_extraction(
     meta: dict[str, Any],
 ) -> None:
     loss_rows: dict[str, list] = {"sample_id": [], "loss": [], "n_tokens": []}
-    sink = tables.StreamWriter(routing_path, tables.ROUTING_SCHEMA, **meta) if routing_path else nullcontext()
+    constants = {"model": model, "step": step, "domain": domain}
+    sink = (
+        tables.StreamWriter(routing_path, tables.ROUTING_SCHEMA, constants, **meta) if routing_path else nullcontext()
+    )
     with sink as writer:
         for b in batches:
             loss_rows["sample_id"] += b.sample_ids
             loss_rows["loss"] += b.loss.tolist()
             loss_rows["n_tokens"] += b.n_tokens.tolist()
             if writer is not None:
-                n, n_layers, _ = b.probs.shape
-                writer.write(
-                    {
-                        "model": [model] * (n * n_layers),
-                        "step": [step] * (n * n_layers),
-                        "domain": [domain] * (n * n_layers),
-                        "sample_id": np.repeat(b.sample_ids, n_layers).tolist(),
-                        # the model's own layer index (DeepSeek's dense first layers have no row)
-                        "layer": np.tile(np.asarray(meta["architecture"]["moe_layers"]), n).tolist(),
-                        "n_tokens": np.repeat(b.n_tokens, n_layers).tolist(),
-                        "probs": list(b.probs.reshape(n * n_layers, -1).astype(np.float32)),
-                    }
-                )
-    df = (
-        pl.DataFrame(loss_rows)
-        .with_columns(model=pl.lit(model), step=pl.lit(step), domain=pl.lit(domain))
-        .sort("sample_id")
+                writer.write(_routing_rows(b, meta["architecture"]["moe_layers"]))
+    # sorted by sample id (code point order, which is UTF-8 byte order: polars' order too)
+    order = np.argsort(np.asarray(loss_rows["sample_id"], dtype=object), kind="stable")
+    n = len(order)
+    loss_table = pa.table(
+        {
+            "model": pa.array([model] * n, pa.string()),
+            "step": pa.array([step] * n, pa.string()),
+            "domain": pa.array([domain] * n, pa.string()),
+            "sample_id": pa.array(np.asarray(loss_rows["sample_id"], dtype=object)[order], pa.string()),
+            "loss": pa.array(np.asarray(loss_rows["loss"], dtype=np.float64)[order]),
+            "n_tokens": pa.array(np.asarray(loss_rows["n_tokens"], dtype=np.int32)[order]),
+        }
     )
-    tables.write(df, loss_path, tables.LOSS_SCHEMA, **meta)
+    tables.write(loss_table, loss_path, tables.LOSS_SCHEMA, **meta)
 
 
 # ---------------------------------------------------------------- instruction_tune

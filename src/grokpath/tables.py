@@ -7,12 +7,14 @@ and its file metadata records the versions, seed and checkpoint that produced it
 from __future__ import annotations
 
 import functools
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,7 +65,9 @@ SAMPLES_SCHEMA = pa.schema(
 )
 
 # Routing: one row per (sample, MoE layer). float32 probabilities are what the router computes in
-# (softmax in float32); zstd compresses the repetitive model/step/domain columns to nothing.
+# (softmax in float32; float16 would change 66% of paper-sized pathways, benchmarks/storage.py);
+# zstd compresses the repetitive model/step/domain columns to nothing, and the weights are written
+# as every table's floats are (`_write_options`).
 ROUTING_SCHEMA = pa.schema(
     [
         *_KEYS,
@@ -261,30 +265,120 @@ def _metadata(schema: pa.Schema, meta: dict[str, Any]) -> dict[bytes, bytes]:
     return {**(schema.metadata or {}), b"grokpath": json.dumps(info, sort_keys=True, default=str).encode()}
 
 
+def _gathered_column(parts: list[Any], kind: pa.DataType) -> pa.Array:
+    """One Arrow column from a writer's gathered batches (NumPy arrays or lists)."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        values = np.concatenate(parts)
+        if pa.types.is_list(kind) and values.ndim == 2:  # one row per table row: offsets, no copy per row
+            width = values.shape[1]
+            offsets = pa.array(np.arange(0, values.size + 1, width, dtype=np.int32))
+            return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), kind.value_type))
+        return pa.array(values, kind)
+    return pa.array(list(itertools.chain.from_iterable(parts)), kind)
+
+
+def _float_leaves(schema: pa.Schema) -> list[str]:
+    """Parquet column paths of the floating-point leaves (`probs.list.element` for a list column)."""
+    leaves = []
+    for field in schema:
+        kind, path = field.type, field.name
+        while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            kind, path = kind.value_type, f"{path}.list.element"
+        if pa.types.is_floating(kind):
+            leaves.append(path)
+    return leaves
+
+
+@functools.cache
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """zstd everywhere; floats without a dictionary and in BYTE_STREAM_SPLIT (bytes 0 of every
+    value, then bytes 1, ...). Measured weights are nearly all distinct, so pyarrow's default
+    dictionary was as large as the data with its indices on top, and split bytes line the
+    sign/exponent bytes up for zstd: routing tables are 39% smaller (214 instead of 362 bytes per
+    (sample, layer) at 64 experts), lossless, read as fast (benchmarks/storage.py)."""
+    floats = _float_leaves(schema)
+    keys = [f.name for f in schema if not any(leaf == f.name or leaf.startswith(f.name + ".") for leaf in floats)]
+    return {"compression": "zstd", "use_dictionary": keys, "use_byte_stream_split": floats or False}
+
+
 def write(df: pl.DataFrame | pa.Table | list[dict[str, Any]], path: str | Path, schema: pa.Schema, **meta: Any) -> None:
-    """Write atomically with zstd; `meta` (seed, checkpoint sha, ...) lands in the file metadata."""
+    """Write atomically (`_write_options`); `meta` (seed, checkpoint sha, ...) lands in the file metadata."""
     table = to_arrow(df, schema)
     table = table.replace_schema_metadata(_metadata(schema, meta))
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **_write_options(schema.remove_metadata()))
+
+
+# Rows gathered per row group by StreamWriter: 2^16 (sample, layer) rows is 4,096 samples of a
+# 16-layer model, 16 MiB of float32 weights at 64 experts: memory stays flat in the number of
+# samples, while a row group per batch of 64 samples took 50% more bytes (small row groups
+# compress worse) and its Arrow and Parquet calls cost ~1 ms per batch between forward passes,
+# when their code and data are out of the CPU caches (benchmarks/routing_overhead.py).
+ROW_GROUP_ROWS = 2**16
 
 
 class StreamWriter:
-    """Incremental Parquet writes (row groups as batches finish), renamed into place on close."""
+    """Incremental Parquet writes, renamed into place on close.
 
-    def __init__(self, path: str | Path, schema: pa.Schema, **meta: Any) -> None:
+    `write` takes a batch of rows: every column but the `constants` (one value for the whole
+    table: model, step, domain) as a NumPy array (2-D for a list column, one row per table row)
+    or a list. Batches are only gathered (no Arrow call per batch); each `row_group_rows` rows
+    become one Arrow table and one row group.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        schema: pa.Schema,
+        constants: Mapping[str, Any] | None = None,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        **meta: Any,
+    ) -> None:
         self._schema = schema.with_metadata(_metadata(schema, meta))
+        self._constants = dict(constants or {})
+        self._columns = [name for name in schema.names if name not in self._constants]
+        unknown = set(self._constants) - set(schema.names)
+        if unknown:
+            raise ValueError(f"constants {sorted(unknown)} are not columns of the schema {schema.names}")
+        self._row_group_rows = row_group_rows
+        self._pending: dict[str, list[Any]] = {name: [] for name in self._columns}
+        self._n_pending = 0
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(schema.remove_metadata()))
 
-    def write(self, rows: dict[str, Any]) -> None:
-        self._writer.write_table(pa.Table.from_pydict(rows, schema=self._schema))
+    def write(self, rows: Mapping[str, Any]) -> None:
+        if set(rows) != set(self._columns):
+            raise ValueError(f"columns {sorted(rows)} do not match the non-constant columns {sorted(self._columns)}")
+        lengths = {len(v) for v in rows.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"columns of one batch differ in length: { {k: len(v) for k, v in rows.items()} }")
+        for name, values in rows.items():
+            self._pending[name].append(values)
+        self._n_pending += lengths.pop()
+        if self._n_pending >= self._row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        n = self._n_pending
+        if n:
+            arrays = [
+                pa.array([self._constants[f.name]] * n, f.type)
+                if f.name in self._constants
+                else _gathered_column(self._pending[f.name], f.type)
+                for f in self._schema
+            ]
+            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
+        self._pending = {name: [] for name in self._columns}
+        self._n_pending = 0
 
     def __enter__(self) -> StreamWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._flush()
+        self._pending = []
         self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]
 

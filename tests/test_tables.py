@@ -1,0 +1,84 @@
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from grokpath import tables
+
+
+def _batch(start: int, n: int, layers: int = 2, experts: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(start)
+    return {
+        "sample_id": np.repeat(np.asarray([f"s{i:04d}" for i in range(start, start + n)], dtype=object), layers),
+        "layer": np.tile(np.arange(layers, dtype=np.int16), n),
+        "n_tokens": np.repeat(np.arange(start, start + n, dtype=np.int32) + 2, layers),
+        "probs": rng.dirichlet(np.ones(experts), size=n * layers).astype(np.float32),
+    }
+
+
+def test_stream_writer_gathers_batches_into_row_groups(tmp_path):
+    path = tmp_path / "routing.parquet"
+    constants = {"model": "m", "step": "step1", "domain": "math"}
+    batches = [_batch(0, 5), _batch(5, 5), _batch(10, 3)]
+    with tables.StreamWriter(path, tables.ROUTING_SCHEMA, constants, row_group_rows=20, seed=3) as sink:
+        for b in batches:
+            sink.write(b)
+    meta = pq.ParquetFile(path).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [20, 6]
+    df = tables.read(path, tables.ROUTING_SCHEMA)
+    assert df["model"].unique().to_list() == ["m"]
+    assert df["domain"].unique().to_list() == ["math"]
+    assert df["sample_id"].to_list() == np.concatenate([b["sample_id"] for b in batches]).tolist()
+    np.testing.assert_array_equal(np.stack(df["probs"].to_list()), np.concatenate([b["probs"] for b in batches]))
+    assert tables.read_metadata(path)["seed"] == 3
+
+
+def test_float_columns_are_split_bytes_without_a_dictionary(tmp_path):
+    """Routing weights are nearly all distinct: a dictionary would be as large as the data."""
+    path = tmp_path / "routing.parquet"
+    with tables.StreamWriter(path, tables.ROUTING_SCHEMA, {"model": "m", "step": "s", "domain": "d"}) as sink:
+        sink.write(_batch(0, 50))
+    columns = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)}
+    assert "BYTE_STREAM_SPLIT" in encodings["probs.list.element"]
+    assert not any("DICTIONARY" in e for e in encodings["probs.list.element"])
+    assert any("DICTIONARY" in e for e in encodings["sample_id"])
+    tables.write(
+        pa.table(
+            {
+                "model": ["m"],
+                "step": ["s"],
+                "domain": ["d"],
+                "sample_id": ["a"],
+                "loss": [1.5],
+                "n_tokens": pa.array([3], pa.int32()),
+            }
+        ),
+        tmp_path / "loss.parquet",
+        tables.LOSS_SCHEMA,
+    )
+    loss = pq.ParquetFile(tmp_path / "loss.parquet").metadata.row_group(0)
+    names = [loss.column(i).path_in_schema for i in range(loss.num_columns)]
+    assert "BYTE_STREAM_SPLIT" in loss.column(names.index("loss")).encodings
+
+
+def test_stream_writer_refuses_wrong_columns_and_leaves_nothing_on_error(tmp_path):
+    path = tmp_path / "routing.parquet"
+    constants = {"model": "m", "step": "s", "domain": "d"}
+    with (
+        pytest.raises(ValueError, match=r"do not match the non-constant columns"),
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, constants) as sink,
+    ):
+        sink.write({k: v for k, v in _batch(0, 2).items() if k != "layer"})
+    assert not path.exists()
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"constants \['run'\] are not columns"):
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, {**constants, "run": 1})
+    bad = _batch(0, 2)
+    bad["layer"] = bad["layer"][:1]
+    with (
+        pytest.raises(ValueError, match=r"differ in length"),
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, constants) as sink,
+    ):
+        sink.write(bad)
+    assert not path.exists()
