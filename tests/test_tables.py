@@ -82,3 +82,15 @@ def test_stream_writer_refuses_wrong_columns_and_leaves_nothing_on_error(tmp_pat
     ):
         sink.write(bad)
     assert not path.exists()
+
+
+def test_stream_writer_failing_last_row_group_leaves_nothing(tmp_path):
+    path = tmp_path / "routing.parquet"
+    bad = _batch(0, 2)
+    bad["n_tokens"] = np.asarray(["x"] * 4, dtype=object)  # not int32: fails when the row group is built
+    with (
+        pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)),
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, {"model": "m", "step": "s", "domain": "d"}) as sink,
+    ):
+        sink.write(bad)
+    assert not list(tmp_path.iterdir())

@@ -350,12 +350,12 @@ class StreamWriter:
     def write(self, rows: Mapping[str, Any]) -> None:
         if set(rows) != set(self._columns):
             raise ValueError(f"columns {sorted(rows)} do not match the non-constant columns {sorted(self._columns)}")
-        lengths = {len(v) for v in rows.values()}
-        if len(lengths) != 1:
-            raise ValueError(f"columns of one batch differ in length: { {k: len(v) for k, v in rows.items()} }")
+        lengths = {name: len(values) for name, values in rows.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"columns of one batch differ in length: {lengths}")
         for name, values in rows.items():
             self._pending[name].append(values)
-        self._n_pending += lengths.pop()
+        self._n_pending += next(iter(lengths.values()))
         if self._n_pending >= self._row_group_rows:
             self._flush()
 
@@ -375,12 +375,19 @@ class StreamWriter:
     def __enter__(self) -> StreamWriter:
         return self
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        failed = None
         if exc_type is None:
-            self._flush()
-        self._pending = []
+            try:
+                self._flush()
+            except BaseException as error:  # the last row group failed: nothing may be renamed into place
+                failed = error
+                exc_type, exc, tb = type(error), error, error.__traceback__
+        self._pending = {name: [] for name in self._columns}
         self._writer.close()
-        self._ctx.__exit__(exc_type, exc, tb)  # type: ignore[arg-type]
+        self._ctx.__exit__(exc_type, exc, tb)
+        if failed is not None:
+            raise failed
 
 
 def read(path: str | Path, schema: pa.Schema) -> pl.DataFrame:
