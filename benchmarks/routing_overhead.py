@@ -12,7 +12,7 @@ job does: its old outputs are removed before it runs).
   `extract_routing` does for a validation split): adds the per-sample NLL and the loss table.
 - `extract`: `extraction.iter_batches(routing="full")` into `_write_extraction` (what it does for a
   sample split): router hooks, softmax over all experts, token averages, the routing Parquet table
-  written row group by row group, and the loss table.
+  (batches gathered into row groups of `tables.ROW_GROUP_ROWS`), and the loss table.
 - `baseline` (with `--baseline-extraction FILE`): `extract` with another version of
   extraction.py, e.g. `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a
   before/after measured in the same run.
