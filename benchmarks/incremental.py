@@ -62,6 +62,13 @@ def write_config(wd: Path, steps: list[int], tau: float) -> None:
     (wd / "bench.yaml").write_text(yaml.safe_dump(config))
 
 
+def rerun_with_rules(wd: Path, cores: int) -> dict[str, float | int]:
+    """Plan and run the workflow once: jobs, wall time and the planned jobs of each rule."""
+    jobs = planned_jobs(wd, cores)
+    wall, _ = snakemake(wd, cores)
+    return {"jobs": sum(jobs.values()), "wall_s": wall, **{f"rule_{k}": v for k, v in jobs.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=8)
@@ -89,22 +96,9 @@ def main() -> None:
         print(f"unchanged reruns: {', '.join(f'{w:.1f}' for w in walls)} s", flush=True)
 
         write_config(wd, [*steps, 1100], 0.7)
-        jobs = planned_jobs(wd, args.cores)
-        wall, _ = snakemake(wd, args.cores)
-        figures["added_checkpoint"] = {
-            "jobs": sum(jobs.values()),
-            "wall_s": wall,
-            **{f"rule_{k}": v for k, v in jobs.items()},
-        }
-
+        figures["added_checkpoint"] = rerun_with_rules(wd, args.cores)
         write_config(wd, [*steps, 1100], 0.6)
-        jobs = planned_jobs(wd, args.cores)
-        wall, _ = snakemake(wd, args.cores)
-        figures["changed_tau"] = {
-            "jobs": sum(jobs.values()),
-            "wall_s": wall,
-            **{f"rule_{k}": v for k, v in jobs.items()},
-        }
+        figures["changed_tau"] = rerun_with_rules(wd, args.cores)
 
     print(f"{'change':<34}{'jobs':>6}{'wall s':>9}")
     labels = {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from expected_rules import FIGURES_ON_MONITORS
 from polars.testing import assert_frame_equal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,15 +36,6 @@ BROKEN = "results/pathways/tiny/step000020/math.parquet"
 FAILING_OUTPUT = "results/distance/tiny/step000020/math.parquet"
 FAILING_LOG = "logs/pathway_distance/tiny/step000020/math.log"
 ALSO_DELETED = "results/matching/tiny/math_choice.parquet"
-# Figure rules that read the monitors table (and so rerun whenever it changes).
-FIGURES_ON_MONITORS = (
-    "plot_distance_groups",
-    "plot_consistency_groups",
-    "plot_layerwise_distance",
-    "plot_local_grokking",
-    "plot_accuracy_vs_monitors",
-    "plot_correlation_table",
-)
 
 pytestmark = pytest.mark.slurm
 

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from expected_rules import FIGURES_ON_MONITORS
 
 from grokpath import checkpoints, pathways, tables
 
@@ -20,16 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 pytestmark = pytest.mark.workflow
-
-# Figure rules that read the monitors table (and so rerun whenever it changes).
-FIGURES_ON_MONITORS = (
-    "plot_distance_groups",
-    "plot_consistency_groups",
-    "plot_layerwise_distance",
-    "plot_local_grokking",
-    "plot_accuracy_vs_monitors",
-    "plot_correlation_table",
-)
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

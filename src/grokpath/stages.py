@@ -329,14 +329,15 @@ def _write_extraction(
             if writer is not None:
                 writer.write(_routing_rows(b, meta["architecture"]["moe_layers"]))
     # sorted by sample id (code point order, which is UTF-8 byte order: polars' order too)
-    order = np.argsort(np.asarray(loss_rows["sample_id"], dtype=object), kind="stable")
+    sample_ids = np.asarray(loss_rows["sample_id"], dtype=object)
+    order = np.argsort(sample_ids, kind="stable")
     n = len(order)
     loss_table = pa.table(
         {
             "model": pa.array([model] * n, pa.string()),
             "step": pa.array([step] * n, pa.string()),
             "domain": pa.array([domain] * n, pa.string()),
-            "sample_id": pa.array(np.asarray(loss_rows["sample_id"], dtype=object)[order], pa.string()),
+            "sample_id": pa.array(sample_ids[order], pa.string()),
             "loss": pa.array(np.asarray(loss_rows["loss"], dtype=np.float64)[order]),
             "n_tokens": pa.array(np.asarray(loss_rows["n_tokens"], dtype=np.int32)[order]),
         }
