@@ -90,6 +90,16 @@ CKPTS = ("models", "tiny", "checkpoints")
         ),
         (("seed",), -1, r"config key seed: -1 is invalid"),
         (("keep_checkpoints",), "no", r"config key keep_checkpoints: 'no' is invalid"),
+        # JSON Schema would count these as integers; they would fail late, in string formats or range()
+        ((*CKPTS,), [{"id": "a", "step": 10.0}], r"config key models.tiny.checkpoints.0.step: 10.0 is invalid"),
+        (("domains", "math", "n_samples"), 24.0, r"config key domains.math.n_samples: 24.0 is invalid"),
+        (("extraction", "batch_size"), True, r"config key extraction.batch_size: True is invalid"),
+        # data keys the domain's source would ignore
+        (
+            ("domains", "math", "samples_path"),
+            "mine.jsonl",
+            r"domains.math.samples_path: not used by source 'pretrain'; source 'pretrain' takes no data keys",
+        ),
     ],
 )
 def test_bad_config_fails_with_one_clear_message(path, value, message):
@@ -180,7 +190,20 @@ def test_hub_domain_needs_both_datasets_and_local_kinds_need_a_test_set():
     with pytest.raises(ConfigError, match=r"domains.web.tasks: \['web_gen'\] use the local kinds"):
         validate_config(copy.deepcopy(cfg))
     cfg["domains"]["web"]["tasks"] = [{"name": "web_math", "task": "grokpath_competition_math"}]
-    assert validate_config(cfg)["domains"]["web"]["dataset"]["split"] == "train"
+    assert validate_config(copy.deepcopy(cfg))["domains"]["web"]["dataset"]["split"] == "train"
+    for key, value in (("samples_path", "web.jsonl"), ("validation_path", "web.jsonl")):
+        bad = copy.deepcopy(cfg)
+        bad["domains"]["web"][key] = value
+        with pytest.raises(ConfigError, match=rf"domains.web.{key}: not used by source 'hf'; source 'hf' takes"):
+            validate_config(bad)
+    bad = copy.deepcopy(cfg)
+    bad["domains"]["web"]["dataset"]["max_scan"] = 5
+    with pytest.raises(ConfigError, match=r"domains.web.dataset.max_scan: 5 rows cannot give n_samples=\d+ texts"):
+        validate_config(bad)
+    bad = copy.deepcopy(cfg)
+    bad["domains"]["web"].update(source="jsonl", samples_path="a.jsonl", validation_path="b.jsonl")
+    with pytest.raises(ConfigError, match=r"domains.web.dataset: not used by source 'jsonl'"):
+        validate_config(bad)
 
 
 def test_decontamination_checkpoint_must_exist():
@@ -194,4 +217,17 @@ def test_instruction_dataset_from_the_hub_needs_templates():
     cfg = _base()
     cfg["instruction_tune"] = {"enabled": True, "datasets": {"math": {"path": "meta-math/MetaMathQA"}}}
     with pytest.raises(ConfigError, match=r"instruction_tune.datasets.math: 'prompt_template' is a required property"):
-        validate_config(cfg)
+        validate_config(copy.deepcopy(cfg))
+    templates = {"prompt_template": "{query}", "response_template": "{response}"}
+    cfg["instruction_tune"]["datasets"]["math"].update(templates)
+    cfg["instruction_tune"]["datasets"]["code"] = "code.jsonl"
+    validate_config(copy.deepcopy(cfg))
+    for key, template, message in (
+        ("prompt_template", "{query", r"'\{query' is not a Python format string: expected '\}'"),
+        ("response_template", "{}", r"'\{\}': \{\} names no field"),
+        ("prompt_template", "Q: {0}", r"'Q: \{0\}': \{0\} names no field"),
+    ):
+        bad = copy.deepcopy(cfg)
+        bad["instruction_tune"]["datasets"]["math"][key] = template
+        with pytest.raises(ConfigError, match=rf"config key instruction_tune.datasets.math.{key}: {message}"):
+            validate_config(bad)

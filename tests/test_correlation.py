@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import stats
 
 from grokpath.correlation import correlate, rise_window
 
@@ -36,8 +37,21 @@ def test_known_values_match_scipy_reference():
     y = [3.0, 2.6, 2.8, 2.0, 1.1, 1.5]
     c = correlate(x, y)
     assert c.pearson_r == pytest.approx(np.corrcoef(x, y)[0, 1])
+    pearson, spearman = stats.pearsonr(x, y), stats.spearmanr(x, y)
+    assert (c.pearson_r, c.pearson_p) == pytest.approx((pearson.statistic, pearson.pvalue))
+    assert (c.spearman_rho, c.spearman_p) == pytest.approx((spearman.statistic, spearman.pvalue))
+    assert c.spearman_rho == pytest.approx(-1.0)  # y falls wherever x rises
     assert c.pearson_p < 0.01
     assert c.pearson_ci[0] <= c.pearson_r <= c.pearson_ci[1] + 1e-9
+
+
+def test_spearman_interval_is_on_ranks_and_pearson_on_values():
+    # Monotone but far from linear: every resample has Spearman rho 1, Pearson r below 1.
+    x = np.arange(1.0, 7.0)
+    c = correlate(x, np.exp(2 * x))
+    assert c.spearman_ci == (1.0, 1.0)
+    assert c.pearson_ci[0] < 0.9
+    assert c.pearson_r < 1
 
 
 def test_bootstrap_interval_is_wide_for_few_noisy_points():

@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+import polars as pl
 import pytest
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -49,6 +50,9 @@ def test_token_level_counts_expert_ids_not_characters():
     assert distance.mean_pairwise([ea, eb])[1] == 1
     # Swapping two experts is 2 edits at token level, 2 at character level for one-digit ids.
     assert distance.mean_pairwise([distance.encode("1,2", "token"), distance.encode("2,1", "token")])[1] == 2
+    # Two-digit against one-digit ids: one token, two characters apart.
+    assert distance.mean_pairwise([distance.encode("12,3", "token"), distance.encode("4,3", "token")])[1] == 1
+    assert distance.mean_pairwise(["12,3", "4,3"])[1] == 2
     # A layer boundary is a symbol of its own: moving an expert across it costs edits.
     assert distance.mean_pairwise([distance.encode("1-2,3", "token"), distance.encode("1,2-3", "token")])[1] == 2
 
@@ -140,3 +144,27 @@ def test_long_strings_mean_and_subsample_are_exact():
     i, j = distance._unrank_pairs(np.random.default_rng(4).choice(len(pairs), size=50, replace=False), 16)
     expected = np.mean([_levenshtein(strings[a], strings[b]) for a, b in zip(i, j, strict=True)])
     assert (used, sub) == (50, pytest.approx(expected))
+
+
+def test_stage_subsamples_the_same_pairs_at_every_checkpoint():
+    """A group's subsample depends on seed, domain and group, not on the checkpoint: the trend over
+    checkpoints compares the same pairs. `max_pairs: null` takes every pair."""
+    from grokpath import stages
+
+    rng = np.random.default_rng(2)
+    ids = [f"s{i:03d}" for i in range(60)]
+    by_id = {s: "-".join(",".join(map(str, rng.permutation(8)[:3])) for _ in range(3)) for s in ids}
+    groups = pl.DataFrame(
+        {"sample_id": ids, "memorized_at": [None] * 60}, schema={"sample_id": pl.String, "memorized_at": pl.String}
+    )
+    settings = {"level": "char", "layerwise": False, "max_pairs": 300}
+
+    def rows(step, **changes):
+        return stages.group_distances("m", step, "math", by_id, groups, ["c1"], {**settings, **changes}, 0)[0]
+
+    first, later = rows("c1"), rows("c2")
+    assert first["n_pairs"] == later["n_pairs"] == 300
+    assert first["mean_distance"] == later["mean_distance"]
+    everything = rows("c1", max_pairs=None)
+    assert everything["n_pairs"] == 60 * 59 // 2
+    assert everything["mean_distance"] == distance.mean_pairwise(list(by_id.values()))[1]

@@ -86,3 +86,23 @@ def test_unknown_task_suggests_close_names():
 def test_unknown_local_kind():
     with pytest.raises(ValueError, match="local task kind must be one of"):
         evaluation.local_task_config("rank", "x", "t.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("row", "kinds", "message"),
+    [
+        (["what", "4"], (), r"is a list, not an object with a prompt"),
+        ({"answer": "4"}, (), r"has no non-empty string field 'prompt'"),
+        ({"prompt": "2+2=", "answer": 4}, (), r"'answer' must be a string, got 4"),
+        ({"prompt": "2+2=", "choices": ["4"], "label": 0}, (), r"'choices' must be a list of at least 2 strings"),
+        ({"prompt": "2+2=", "choices": ["3", "4"], "label": 2}, (), r"'label' must be an index into its 2 choices"),
+        ({"prompt": "2+2=", "choices": ["3", "4"]}, (), r"'label' must be an index into its 2 choices, got None"),
+        ({"prompt": "2+2=", "answer": "4"}, ("choice",), r"lacks \['choices', 'label'\], which the 'choice' task"),
+        ({"prompt": "2+2=", "choices": ["3", "4"], "label": 1}, ("generate",), r"lacks \['answer'\]"),
+    ],
+)
+def test_local_test_sets_are_checked_before_lm_eval_renders_them(row, kinds, message):
+    good = {"prompt": "1+1=", "answer": "2", "choices": ["2", "3"], "label": 0}
+    evaluation.check_test_set([good], "t.jsonl", ("generate", "choice"))
+    with pytest.raises(ValueError, match=rf"t.jsonl: row 2.*{message}"):
+        evaluation.check_test_set([good, row], "t.jsonl", kinds)

@@ -31,12 +31,10 @@ def test_padding_does_not_change_any_number(tiny_olmoe, routing):
         np.testing.assert_allclose(bp, probs, atol=1e-6)
 
 
-def test_full_routing_matches_a_manual_softmax(tiny_olmoe):
-    model, tok = tiny_olmoe
-    ids = tok(TEXTS[1])["input_ids"]
-    res = _run(model, tok, batch_size=2)["s1"]
+def _manual_router_probs(model, ids, layer=0):
+    """Layer `layer`'s per-token softmax over all experts, by hand from the router's input."""
     captured = {}
-    gate = model.model.layers[0].mlp.gate
+    gate = model.model.layers[layer].mlp.gate
 
     def keep_input(_module, inputs, _output):
         captured["x"] = inputs[0]
@@ -47,18 +45,30 @@ def test_full_routing_matches_a_manual_softmax(tiny_olmoe):
             model(input_ids=torch.tensor([ids]))
     finally:
         handle.remove()
+    return torch.softmax(captured["x"].reshape(-1, gate.weight.shape[1]) @ gate.weight.detach().T, dim=-1)
+
+
+def test_full_routing_matches_a_manual_softmax(tiny_olmoe):
+    model, tok = tiny_olmoe
+    res = _run(model, tok, batch_size=2)["s1"]
     # The router input of layer 0, through the router weight by hand: softmax, mean over tokens.
-    probs = torch.softmax(captured["x"].reshape(-1, 32) @ gate.weight.detach().T, dim=-1).mean(0).numpy()
+    probs = _manual_router_probs(model, tok(TEXTS[1])["input_ids"]).mean(0).numpy()
     np.testing.assert_allclose(res[2][0], probs, atol=1e-6)
     assert res[2].shape == (3, 4)
     np.testing.assert_allclose(res[2].sum(-1), 1.0, atol=1e-5)
 
 
-def test_topk_weights_are_sparse(tiny_olmoe):
+def test_topk_weights_match_manual_top2_renormalised(tiny_olmoe):
     model, tok = tiny_olmoe
-    probs = _run(model, tok, batch_size=2, routing="topk")["s0"][2]
-    # averaged over 4 tokens, each with 2 of 4 experts: sums equal the mean top-2 mass (< 1)
-    assert (probs.sum(-1) < 1).all()
+    assert not model.config.norm_topk_prob  # OLMoE mixes with the raw top-k softmax weights
+    res = _run(model, tok, batch_size=2, routing="topk")["s1"]
+    # Per token: the softmax's two largest weights, the others zero, scaled to sum to one.
+    per_token = _manual_router_probs(model, tok(TEXTS[1])["input_ids"])
+    top = per_token.topk(2, dim=-1)
+    sparse = torch.zeros_like(per_token).scatter_(-1, top.indices, top.values / top.values.sum(-1, keepdim=True))
+    np.testing.assert_allclose(res[2][0], sparse.mean(0).numpy(), atol=1e-6)
+    assert not np.allclose(res[2][0], per_token.mean(0).numpy(), atol=1e-3)  # not the full softmax
+    np.testing.assert_allclose(res[2].sum(-1), 1.0, atol=1e-5)
 
 
 def test_loss_equals_model_loss(tiny_olmoe):

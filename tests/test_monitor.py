@@ -89,6 +89,14 @@ def test_groups_and_errors(tok, checkpoint):
     ids = [f"x{i}" for i in range(len(TEXTS))]
     got = monitor.measure(net, tok, TEXTS, sample_ids=ids, groups={"early": ids[:5]})
     assert set(got.group_distance) == {"all", "early"}
+    by_id = dict(zip(got.per_sample["sample_id"], got.per_sample["pathway"], strict=True))
+    assert got.group_distance["early"] == distance.mean_pairwise([by_id[s] for s in ids[:5]])[1]
+    assert got.group_distance["all"] == got.distance == distance.mean_pairwise(list(by_id.values()))[1]
+    token = monitor.measure(net, tok, TEXTS, sample_ids=ids, groups={"early": ids[:5]}, level="token")
+    assert (
+        token.group_distance["early"]
+        == distance.mean_pairwise([distance.encode(by_id[s], "token") for s in ids[:5]])[1]
+    )
     assert set(got.metrics()) == {
         "grokpath/pathway_distance",
         "grokpath/pathway_consistency",

@@ -30,6 +30,14 @@ def test_select_experts_tau_one_keeps_everything_even_with_rounding():
     assert sorted(pathways.select_experts(probs, 1.0).tolist()) == [0, 1, 2]
 
 
+def test_select_experts_keeps_every_routed_expert_when_the_weights_never_exceed_tau():
+    # The weights sum to exactly 1 = tau, or to less than tau: nothing exceeds it.
+    assert pathways.select_experts(np.array([0.5, 0.25, 0.25]), 1.0).tolist() == [0, 1, 2]
+    # ... and an expert with no weight at all is not on the path
+    assert pathways.select_experts(np.array([0.0, 0.4, 0.2, 0.0]), 0.7).tolist() == [1, 2]
+    assert pathways.select_experts(np.array([0.0, 0.6, 0.4]), 1.0).tolist() == [1, 2]
+
+
 @pytest.mark.parametrize("tau", [0.0, -0.1, 1.01])
 def test_select_experts_rejects_tau_outside_unit_interval(tau):
     with pytest.raises(ValueError, match="tau must be in"):

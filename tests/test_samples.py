@@ -32,6 +32,20 @@ def test_truncated_samples_hash_what_extraction_reads(tok, caplog):
         )
 
 
+def test_more_samples_than_the_source_has_are_refused(tok):
+    with pytest.raises(ValueError, match=r"math/validation: domains.math.n_validation is 5, but the source has only 4"):
+        samples.build_manifest(TEXTS, tok, "m", "math", "validation", 5, 0, max_tokens=50)
+    assert samples.build_manifest(TEXTS, tok, "m", "math", "validation", 4, 0, max_tokens=50).height == 4
+
+
+def test_samples_without_a_next_token_are_refused_before_extraction(tok):
+    def no_bos(text):  # a tokenizer that adds no BOS: a one-word text is one token
+        return {"input_ids": tok(text)["input_ids"][1:]}
+
+    with pytest.raises(ValueError, match=r"math/samples: 1 of 5 samples have fewer than 2 tokens.*math-samples-000004"):
+        samples.build_manifest([*TEXTS, "a"], no_bos, "m", "math", "samples", 5, 0, max_tokens=50)
+
+
 def test_unknown_too_long_mode(tok):
     with pytest.raises(ValueError, match=r"too_long must be one of \('refuse', 'truncate'\)"):
         samples.build_manifest(TEXTS, tok, "m", "math", "samples", 4, 0, max_tokens=5, too_long="drop")

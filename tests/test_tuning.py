@@ -30,6 +30,8 @@ def test_read_examples_rejects_rows_without_a_response():
     assert tuning.read_examples(EXAMPLES[:2], "x.jsonl") == [("0 + 0 =", "0"), ("0 + 1 =", "1")]
     with pytest.raises(ValueError, match=r"x.jsonl: row 2 needs string fields 'prompt' and a non-empty 'response'"):
         tuning.read_examples([EXAMPLES[0], {"prompt": "1 + 1 ="}], "x.jsonl")
+    with pytest.raises(ValueError, match=r"x.jsonl: row 2 is a list, not an object with 'prompt' and 'response'"):
+        tuning.read_examples([EXAMPLES[0], ["1 + 1 =", "2"]], "x.jsonl")
     with pytest.raises(ValueError, match="no instruction examples"):
         tuning.read_examples([], "x.jsonl")
 

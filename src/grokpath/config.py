@@ -12,6 +12,7 @@ import yaml
 
 from grokpath.checkpoints import SOURCES as CHECKPOINT_SOURCES
 from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
+from grokpath.instructions import check_template
 from grokpath.synthetic import DOMAINS as GENERATED_DOMAINS
 
 OTHER_SOURCES = tuple(s for s in CHECKPOINT_SOURCES if s != "pretrain")
@@ -33,7 +34,12 @@ def _with_defaults(cls: type[jsonschema.protocols.Validator]) -> type[jsonschema
                     instance[name] = _copy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+    # JSON Schema counts 10.0 as an integer; a step, a count or a batch size written that way would
+    # be accepted here and fail much later (string formats, range(), torch), so floats are refused.
+    strict_integers = cls.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, instance: isinstance(instance, int) and not isinstance(instance, bool)
+    )
+    return jsonschema.validators.extend(cls, {"properties": set_defaults}, type_checker=strict_integers)
 
 
 def _copy(value: Any) -> Any:
@@ -128,6 +134,21 @@ def _check_semantics(config: dict[str, Any]) -> None:
         _check_checkpoint_locations(alias, model)
     has_pretrain = any(m["source"] == "pretrain" for m in config["models"].values())
     for name, dom in config["domains"].items():
+        # A file or dataset the source does not read would be ignored without a word.
+        taken = _DOMAIN_KEYS[dom["source"]]
+        unused = sorted(k for k in set().union(*_DOMAIN_KEYS.values()) if k in dom and k not in taken)
+        if unused:
+            raise ConfigError(
+                f"config key domains.{name}.{unused[0]}: not used by source {dom['source']!r}; source "
+                f"{dom['source']!r} takes " + (", ".join(taken) if taken else "no data keys (it generates its data)")
+            )
+        for key, n_key in (("dataset", "n_samples"), ("validation_dataset", "n_validation")):
+            scan = dom[key].get("max_scan") if isinstance(dom.get(key), dict) else None
+            if scan is not None and scan < dom[n_key]:
+                raise ConfigError(
+                    f"config key domains.{name}.{key}.max_scan: {scan} rows cannot give {n_key}={dom[n_key]} "
+                    f"texts; allowed: null (no limit) or at least {dom[n_key]}"
+                )
         if dom["source"] == "pretrain":
             if name not in GENERATED_DOMAINS:
                 raise ConfigError(
@@ -165,6 +186,13 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"config key instruction_tune.datasets: no instruction data for famil(ies) {missing}; "
                 f"give a JSONL path for each of {sorted(families)}"
             )
+    for family, source in tune["datasets"].items():
+        for key in ("prompt_template", "response_template"):
+            if isinstance(source, dict) and key in source:
+                try:
+                    check_template(source[key])
+                except ValueError as error:
+                    raise ConfigError(f"config key instruction_tune.datasets.{family}.{key}: {error}") from None
     _only_domains(config, "instruction_tune.family", config["instruction_tune"]["family"])
     corr = config["correlation"]
     if corr["window"] == "list":
@@ -195,6 +223,13 @@ def _only_domains(config: dict[str, Any], key: str, names: Any) -> None:
     if unknown:
         raise ConfigError(f"config key {key}: {unknown} are not domains; allowed: {sorted(config['domains'])}")
 
+
+# The data keys each domain source reads (the same names under another source are refused).
+_DOMAIN_KEYS = {
+    "pretrain": (),
+    "jsonl": ("samples_path", "validation_path", "test_path"),
+    "hf": ("dataset", "validation_dataset", "test_path"),
+}
 
 # Which checkpoint key says where each source finds its checkpoint; the others must be absent.
 _LOCATION_KEY = {"pretrain": None, "local": "path", "hf": "revision"}

@@ -14,6 +14,7 @@ import copy
 import difflib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,32 @@ def local_task_config(kind: str, name: str, test_path: str | Path) -> dict[str, 
     config["task"] = f"grokpath_{name}"
     config["dataset_kwargs"] = {"data_files": {"test": str(Path(test_path).resolve())}}
     return config
+
+
+def check_test_set(rows: list[Any], path: str | Path, kinds: Sequence[str] = ()) -> None:
+    """A local test set's items, checked before lm-eval renders them (where a missing field is a
+    template error naming neither file nor task): a string "prompt"; "answer" a string; "choices"
+    at least two strings with "label" an index into them; and the fields each of `kinds` reads
+    (generate: answer; choice: choices and label)."""
+    needs = {"generate": ("answer",), "choice": ("choices", "label")}
+    for lineno, row in enumerate(rows, 1):
+        where = f"{path}: row {lineno}"
+        if not isinstance(row, dict):
+            raise ValueError(f"{where} is a {type(row).__name__}, not an object with a prompt")
+        if not isinstance(row.get("prompt"), str) or not row["prompt"]:
+            raise ValueError(f"{where} has no non-empty string field 'prompt'")
+        for kind in kinds:
+            missing = [f for f in needs[kind] if f not in row]
+            if missing:
+                raise ValueError(f"{where} lacks {missing}, which the {kind!r} task kind needs")
+        if "answer" in row and not isinstance(row["answer"], str):
+            raise ValueError(f"{where}: 'answer' must be a string, got {row['answer']!r}")
+        if "choices" in row or "label" in row:
+            choices, label = row.get("choices"), row.get("label")
+            if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
+                raise ValueError(f"{where}: 'choices' must be a list of at least 2 strings, got {choices!r}")
+            if not (isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(choices)):
+                raise ValueError(f"{where}: 'label' must be an index into its {len(choices)} choices, got {label!r}")
 
 
 def check_task_names(names: list[str]) -> None:

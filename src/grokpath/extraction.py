@@ -205,8 +205,12 @@ def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "sof
     if mode == "full":  # sigmoid scores, normalised into a distribution over experts
         sig = torch.sigmoid(logits)
         return sig / sig.sum(dim=-1, keepdim=True)
-    # the sparse top-k weights the model actually mixed experts with
-    return torch.zeros_like(logits).scatter_(-1, out[2].long(), out[1].float())
+    # The sparse top-k weights the model actually mixed experts with, normalised to sum to one per
+    # token like the full distribution: without it (OLMoE and Mixtral-style models that do not
+    # renormalise, DeepSeek's scaling factor) tau would cut a mass that may never reach it.
+    weights = out[1].float()
+    weights = weights / weights.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    return torch.zeros_like(logits).scatter_(-1, out[2].long(), weights)
 
 
 # Logits per cross-entropy call (2^26: 256 MiB in float32). A bf16 batch of the paper's shape

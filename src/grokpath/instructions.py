@@ -17,6 +17,18 @@ def template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
+def check_template(template: str) -> None:
+    """Raise ValueError unless `template` is a format string over named fields only: "{query}" is
+    fine; "{query" does not parse and "{}" or "{0}" name no field of a row."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise ValueError(f"{template!r} is not a Python format string: {error}") from None
+    for _, name, _, _ in parsed:
+        if name is not None and (not name or not name.isidentifier()):
+            raise ValueError(f"{template!r}: {{{name}}} names no field; write a row field, e.g. {{instruction}}")
+
+
 def format_rows(
     rows: Iterable[Mapping[str, Any]], prompt_template: str, response_template: str, source: str
 ) -> list[dict[str, str]]:

@@ -77,7 +77,7 @@ def measure(
     groups: Mapping[str, Sequence[str]] | None = None,
     tau: float = 0.7,
     level: str = "char",
-    max_pairs: int = 500_000,
+    max_pairs: int | None = 500_000,
     seed: int = 0,
     batch_size: int = 64,
     routing: str = "full",

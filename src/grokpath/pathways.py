@@ -14,14 +14,15 @@ def select_experts(probs: np.ndarray, tau: float) -> np.ndarray:
     """Experts of one layer, by descending weight, up to the first whose cumulative weight > tau.
 
     Ties keep the lower expert id first (stable sort), so the pathway is deterministic. When the
-    weights never exceed tau (tau = 1 with rounding) every expert is kept.
+    weights never exceed tau (tau = 1 with rounding) every expert with a positive weight is kept:
+    an expert the layer never routed to is not on the path.
     """
     if not 0.0 < tau <= 1.0:
         raise ValueError(f"tau must be in (0, 1], got {tau}")
     order = np.argsort(-probs, kind="stable")
     cumulative = np.cumsum(probs[order], dtype=np.float64)
     exceeded = np.flatnonzero(cumulative > tau)
-    n_keep = int(exceeded[0]) + 1 if exceeded.size else len(order)
+    n_keep = int(exceeded[0]) + 1 if exceeded.size else max(1, int(np.count_nonzero(probs > 0)))
     return order[:n_keep]
 
 

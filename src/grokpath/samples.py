@@ -71,12 +71,21 @@ def build_manifest(
     extraction cuts the same way)."""
     if too_long not in TOO_LONG:
         raise ValueError(f"too_long must be one of {TOO_LONG}, got {too_long!r}")
+    if n > len(texts):  # fewer samples than configured would change every group size silently
+        key = "n_samples" if split == "samples" else "n_validation"
+        raise ValueError(
+            f"{domain}/{split}: domains.{domain}.{key} is {n}, but the source has only {len(texts)} texts; "
+            f"allowed: at most {len(texts)}"
+        )
     picked = select(texts, n, seed, f"{domain}/{split}")
     rows = []
     over = []
+    short = []
     for i in picked:
         ids = list(tokenizer(texts[i])["input_ids"])  # type: ignore[operator]
         sid = f"{domain}-{split}-{i:06d}"
+        if len(ids) < 2:
+            short.append(sid)
         if len(ids) > max_tokens:
             over.append(sid)
             if too_long == "truncate":
@@ -91,6 +100,11 @@ def build_manifest(
                 "n_tokens": len(ids),
                 "token_sha256": token_sha256(ids),
             }
+        )
+    if short:  # refused here, not at every checkpoint's extraction
+        raise ValueError(
+            f"{domain}/{split}: {len(short)} of {len(rows)} samples have fewer than 2 tokens, so no next-token loss "
+            f"(first: {short[:3]}); every sample needs at least 2 tokens"
         )
     if over and too_long == "refuse":
         raise ValueError(

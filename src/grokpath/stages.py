@@ -174,8 +174,13 @@ def prepare_samples(
             test_path = Path(settings["test_path"]) if "test_path" in settings else None
         for split, path in paths.items():
             texts[split], origin[split] = samples.read_texts(path, field), str(path)
-    if test_path is not None and not io.read_jsonl(test_path):
-        raise ValueError(f"{test_path}: the test set is empty")
+    if test_path is not None:
+        from grokpath import evaluation
+
+        items = io.read_jsonl(test_path)
+        if not items:
+            raise ValueError(f"{test_path}: the test set is empty")
+        evaluation.check_test_set(items, test_path)
     for split, n, out in (
         ("samples", settings["n_samples"], out_samples),
         ("validation", settings["n_validation"], out_validation),
@@ -363,8 +368,8 @@ def instruction_tune(
 
     torch.set_num_threads(1)
     ckpt = Path(checkpoint)
+    examples = tuning.read_examples(io.read_jsonl(dataset), dataset)  # before weights are fetched back
     base = checkpoints.ensure_weights(ckpt)
-    examples = tuning.read_examples(io.read_jsonl(dataset), dataset)
     if settings["max_examples"] and len(examples) > settings["max_examples"]:
         keep = samples.select(examples, settings["max_examples"], seed, f"instruction data {family}")
         examples = [examples[i] for i in keep]
@@ -422,6 +427,10 @@ def run_lm_eval(
 
     specs = [evaluation.TaskSpec(**t) for t in tasks]
     evaluation.check_task_names([s.task for s in specs])
+    for spec in specs:
+        if spec.task in evaluation.LOCAL_KINDS:
+            path = test_sets[spec.domain]
+            evaluation.check_test_set(io.read_jsonl(path), path, [spec.task])
     base = checkpoints.ensure_weights(checkpoint)
     by_model: dict[str, list[evaluation.TaskSpec]] = {}
     for spec in specs:
@@ -696,8 +705,10 @@ def group_distances(
             encoded = [
                 distance.encode(p, level) if layer is None else distance.layer_strings(p, layer, level) for p in strings
             ]
+            # The seed leaves out the step: a group keeps its members at every checkpoint, so the
+            # same pairs are compared at every checkpoint and the trend carries no resampling noise.
             used, mean = distance.mean_pairwise(
-                encoded, settings["max_pairs"], seed=zlib.crc32(f"{seed}/{domain}/{step}/{name}".encode())
+                encoded, settings["max_pairs"], seed=zlib.crc32(f"{seed}/{domain}/{name}".encode())
             )
             rows.append(
                 {

@@ -26,6 +26,8 @@ def read_examples(rows: Sequence[Mapping[str, Any]], source: str) -> list[tuple[
     """(prompt, response) pairs from JSONL rows with string fields "prompt" and "response"."""
     out = []
     for i, row in enumerate(rows, 1):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"{source}: row {i} is a {type(row).__name__}, not an object with 'prompt' and 'response'")
         prompt, response = row.get("prompt"), row.get("response")
         if not isinstance(prompt, str) or not isinstance(response, str) or not response.strip():
             raise ValueError(f"{source}: row {i} needs string fields 'prompt' and a non-empty 'response'")

@@ -148,11 +148,18 @@ def first_step(wildcards):
     return checkpoint_ids(wildcards.model)[0]
 
 
+def pretrain_data(model):
+    """The generated data a model is monitored on: its own if the workflow trained it, else the
+    first pretrain series' (a hub or local model monitored on the embedded domains)."""
+    series = model if model in PRETRAIN_MODELS else PRETRAIN_MODELS[0]
+    return f"resources/pretrain/{series}/data"
+
+
 def domain_source_input(wildcards):
-    """The generated data of the first pretrain series, or the domain's own local files."""
+    """The model's generated data (`pretrain_data`), or the domain's own local files."""
     dom = config["domains"][wildcards.domain]
     if dom["source"] == "pretrain":
-        return f"resources/pretrain/{PRETRAIN_MODELS[0]}/data"
+        return pretrain_data(wildcards.model)
     paths = [
         dom[k] for k in ("samples_path", "validation_path", "test_path") if k in dom
     ]
@@ -161,11 +168,7 @@ def domain_source_input(wildcards):
 
 def domain_source_dir(wildcards):
     dom = config["domains"][wildcards.domain]
-    return (
-        f"resources/pretrain/{PRETRAIN_MODELS[0]}/data"
-        if dom["source"] == "pretrain"
-        else None
-    )
+    return pretrain_data(wildcards.model) if dom["source"] == "pretrain" else None
 
 
 def domain_settings(wildcards):
