@@ -8,4 +8,5 @@ FIGURES_ON_MONITORS = (
     "plot_local_grokking",
     "plot_accuracy_vs_monitors",
     "plot_correlation_table",
+    "plot_cross_domain",
 )

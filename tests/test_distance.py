@@ -168,3 +168,37 @@ def test_stage_subsamples_the_same_pairs_at_every_checkpoint():
     everything = rows("c1", max_pairs=None)
     assert everything["n_pairs"] == 60 * 59 // 2
     assert everything["mean_distance"] == distance.mean_pairwise(list(by_id.values()))[1]
+
+
+def test_cross_domain_mean_is_over_every_pair_of_the_two_sides():
+    a = ["0,1-2", "0-2", "1,0-2,3"]
+    b = ["5-5", "0,1-2", "12,3-4,5,6"]
+    expected = np.mean([_levenshtein(x, y) for x in a for y in b])
+    assert distance.mean_cross(a, b) == (9, pytest.approx(expected))
+    assert distance.mean_cross(a, []) == (0, None)
+    rng = np.random.default_rng(5)
+    many = ["-".join(",".join(map(str, rng.permutation(8)[:3])) for _ in range(3)) for _ in range(80)]
+    full = distance.mean_cross(many[:40], many[40:])
+    sub = distance.mean_cross(many[:40], many[40:], max_pairs=500, seed=1)
+    assert full[0] == 1600
+    assert sub[0] == 500
+    assert sub == distance.mean_cross(many[:40], many[40:], max_pairs=500, seed=1)
+    assert sub[1] == pytest.approx(full[1], rel=0.05)
+
+
+def test_per_sample_mean_distance_to_the_others():
+    strings = ["0,1-2", "0-2", "1,0-2,3", "5-5"]
+    means, used = distance.per_sample_mean(strings)
+    expected = [np.mean([_levenshtein(s, t) for t in strings if t is not s]) for s in strings]
+    np.testing.assert_allclose(means, expected)
+    assert used.tolist() == [3, 3, 3, 3]
+    rng = np.random.default_rng(6)
+    many = ["-".join(",".join(map(str, rng.permutation(8)[:3])) for _ in range(3)) for _ in range(50)]
+    sub, used = distance.per_sample_mean(many, partners=10, seed=2)
+    assert used.tolist() == [10] * 50
+    full, _ = distance.per_sample_mean(many)
+    assert np.corrcoef(sub, full)[0, 1] > 0.3  # a noisy estimate of the same per-sample mean
+    # a partner is never the sample itself (distance 0): with distinct strings every mean is > 0
+    distinct = sorted(set(many))
+    for seed in range(5):
+        assert (distance.per_sample_mean(distinct, partners=1, seed=seed)[0] > 0).all()

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from grokpath import correlation, stages, tables
+from grokpath import correlation, distance, stages, tables
 
 STEPS = {"c1": 100, "c2": 200, "c3": 300, "c4": 400, "c5": 500, "c6": 600}
 IDS = [f"s{i}" for i in range(6)]
@@ -38,6 +38,7 @@ def _per_checkpoint_tables(tmp_path, rng):
                         "experts_per_layer": [2, 1],
                         "consistency": consistency[step, sid],
                         "mean_cosine": 0.5,
+                        "routing_entropy": 1.0,
                         "tau": 0.7,
                     }
                     for sid in IDS
@@ -194,3 +195,82 @@ def test_correlate_takes_the_window_and_the_moving_average_over_checkpoints(tmp_
         assert row["pearson_r"] == pytest.approx(stats.pearsonr(acc, values).statistic)
         assert row["spearman_rho"] == pytest.approx(stats.spearmanr(acc, values).statistic)
         assert row["pearson_p"] == pytest.approx(stats.pearsonr(acc, values).pvalue)
+
+
+def test_memorization_ablation_regroups_the_samples_at_each_threshold(tmp_path):
+    # Loss trajectories over 6 checkpoints: s0 and s1 settle low early, s2 settles late and
+    # higher, s3 keeps moving by 0.08 per checkpoint, s4 and s5 stay high.
+    loss = {
+        "s0": [2.0, 0.5, 0.5, 0.5, 0.5, 0.5],
+        "s1": [2.0, 0.6, 0.6, 0.6, 0.6, 0.6],
+        "s2": [3.0, 3.0, 3.0, 1.5, 1.5, 1.5],
+        "s3": [0.9, 0.82, 0.74, 0.66, 0.58, 0.5],
+        "s4": [3.0] * 6,
+        "s5": [3.0] * 6,
+    }
+    paths = {"loss": [], "pathways": []}
+    rng = np.random.default_rng(3)
+    strings = {}
+    for k, step in enumerate(STEPS):
+        base = {"model": "m", "step": step, "domain": "math"}
+        rows = [{**base, "sample_id": s, "loss": loss[s][k], "n_tokens": 5} for s in IDS]
+        paths["loss"].append(_write(rows, tmp_path / f"l_{step}.parquet", tables.LOSS_SCHEMA))
+        for s in IDS:
+            strings[step, s] = "-".join(",".join(map(str, rng.permutation(6)[:2])) for _ in range(3))
+        rows = [
+            {
+                **base,
+                "sample_id": s,
+                "pathway": strings[step, s],
+                "experts_per_layer": [2, 2, 2],
+                "consistency": 0.3,
+                "mean_cosine": 0.5,
+                "routing_entropy": 1.0,
+                "tau": 0.7,
+            }
+            for s in IDS
+        ]
+        paths["pathways"].append(_write(rows, tmp_path / f"p_{step}.parquet", tables.PATHWAYS_SCHEMA))
+    groups = [
+        {
+            "model": "m",
+            "domain": "math",
+            "sample_id": s,
+            "memorized_at": None,
+            "memorized_step": None,
+            "eps": 1.0,
+            "delta": 0.05,
+            "eps_searched": True,
+        }
+        for s in IDS
+    ]
+    groups_path = _write(groups, tmp_path / "groups.parquet", tables.GROUPS_SCHEMA)
+    out = tmp_path / "ablation.parquet"
+    settings = {"level": "char", "max_pairs": None}
+    stages.ablate_memorization(
+        "m",
+        "math",
+        list(STEPS),
+        paths["loss"],
+        paths["pathways"],
+        groups_path,
+        [1.0, 2.0],
+        [0.05, 0.1],
+        settings,
+        0,
+        str(out),
+    )
+    table = tables.read(out, tables.MEMORIZATION_ABLATION_SCHEMA)
+    members = {
+        ("eps", 1.0): ["s0", "s1"],  # eps 1.0: s2 (1.5) is not low enough
+        ("eps", 2.0): ["s0", "s1", "s2"],  # eps 2.0 takes s2 from its 4th checkpoint, before the last
+        ("delta", 0.05): ["s0", "s1"],
+        ("delta", 0.1): ["s0", "s1", "s3"],  # s3 stays within 0.1 of its last loss from the 5th on
+    }
+    assert table.height == len(members) * len(STEPS)
+    for row in table.iter_rows(named=True):
+        want = members[row["parameter"], row["value"]]
+        assert row["n_memorized"] == len(want), (row["parameter"], row["value"])
+        assert row["eps"] == (row["value"] if row["parameter"] == "eps" else 1.0)
+        expected = distance.mean_pairwise([strings[row["step"], s] for s in want])
+        assert (row["n_pairs"], row["mean_distance"]) == (expected[0], pytest.approx(expected[1]))

@@ -99,3 +99,12 @@ def test_consistency_is_vectorised_over_samples():
 def test_consistency_needs_two_layers():
     with pytest.raises(ValueError, match="two MoE layers"):
         pathways.consistency(np.ones((1, 1, 2)) / 2, np.ones((1, 2, 3)))
+
+
+def test_routing_entropy_is_the_mean_over_layers_in_nats():
+    one_hot = [1.0, 0.0, 0.0, 0.0]
+    even = [0.25] * 4
+    w = np.array([[one_hot, even], [even, even]], dtype=np.float32)  # [N=2, L=2, K=4]
+    np.testing.assert_allclose(pathways.routing_entropy(w), [np.log(4) / 2, np.log(4)])
+    half = np.array([[[0.5, 0.5, 0.0, 0.0]]])
+    np.testing.assert_allclose(pathways.routing_entropy(half), [np.log(2)])

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from expected_rules import FIGURES_ON_MONITORS
 
-from grokpath import checkpoints, pathways, tables
+from grokpath import checkpoints, distance, pathways, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -136,6 +137,29 @@ def test_outputs_have_their_schemas_and_sane_values(workdir):
             assert (whole["mean_distance"] >= 0).all()
             assert (dist["n_pairs"] <= cfg["distance"]["max_pairs"]).all()
             assert set(dist["layer"].drop_nulls()) == set(range(n_layers))
+    # The controls: math x code distances per checkpoint (Fig. 12), entropy vs distance (Fig. 13).
+    last = {
+        d: tables.read(wd / f"results/pathways/tiny/{ids[-1]}/{d}.parquet", tables.PATHWAYS_SCHEMA) for d in domains
+    }
+    for step in ids:
+        cross = tables.read(wd / f"results/controls/cross_domain/tiny/{step}.parquet", tables.CROSS_DISTANCE_SCHEMA)
+        assert cross.select("domain_a", "domain_b").rows() == [("math", "code")]
+        assert cross["n_pairs"][0] == min(24 * 24, cfg["distance"]["max_pairs"])
+    seed = zlib.crc32(b"0/mathxcode")  # the same pairs at every checkpoint
+    expected = distance.mean_cross(list(last["math"]["pathway"]), list(last["code"]["pathway"]), 100, seed=seed)
+    assert cross["mean_distance"][0] == pytest.approx(expected[1])
+    entropy = tables.read(wd / "results/controls/entropy_distance/tiny.parquet", tables.ENTROPY_DISTANCE_SCHEMA)
+    assert entropy.height == 24 * len(domains)
+    assert (entropy["step"] == ids[-1]).all()
+    assert entropy["routing_entropy"].is_between(0, np.log(n_experts) + 1e-9).all()
+    assert (entropy["n_partners"] == 23).all()  # 256 partners asked, 23 others: all of them
+    for d in domains:
+        got = entropy.filter(pl.col("domain") == d).sort("sample_id")
+        means, _ = distance.per_sample_mean(list(last[d].sort("sample_id")["pathway"]))
+        np.testing.assert_allclose(got["mean_distance"].to_numpy(), means)
+        np.testing.assert_allclose(
+            got["routing_entropy"].to_numpy(), last[d].sort("sample_id")["routing_entropy"].to_numpy()
+        )
     monitors = tables.read(wd / "results/tables/monitors.parquet", tables.MONITORS_SCHEMA)
     assert set(monitors["step"]) == set(ids)
     assert set(monitors["domain"]) == set(domains)
@@ -197,6 +221,10 @@ def test_outputs_have_their_schemas_and_sane_values(workdir):
         "fig7_accuracy_vs_monitors",
         "table1_correlations",
         "fig9_tau_ablation",
+        "fig10_eps_ablation",
+        "fig11_delta_ablation",
+        "fig12_cross_domain",
+        "fig13_distance_vs_entropy",
     ):
         png = (wd / f"results/figures/tiny/{fig}.png").read_bytes()
         assert png.startswith(b"\x89PNG"), fig
@@ -217,6 +245,12 @@ def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
     assert jobs == {
         "compute_pathways": 4,
         "pathway_distance": 4,
+        "cross_domain_distance": 2,
+        "entropy_distance": 1,
+        "plot_distance_vs_entropy": 1,
+        "ablate_memorization": 2,  # reads every checkpoint's pathways
+        "plot_eps_ablation": 1,
+        "plot_delta_ablation": 1,
         "aggregate_monitors": 1,
         "correlate": 1,
         **figures,
@@ -236,6 +270,12 @@ def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir
         "compute_pathways": 2,  # its two domains
         "assign_memorization": 2,  # combines all checkpoints
         "pathway_distance": 6,  # groups changed, so every checkpoint's group distances
+        "cross_domain_distance": 1,
+        "entropy_distance": 1,  # the last checkpoint changed
+        "plot_distance_vs_entropy": 1,
+        "ablate_memorization": 2,  # combines all checkpoints
+        "plot_eps_ablation": 1,
+        "plot_delta_ablation": 1,
         "aggregate_monitors": 1,
         "run_lm_eval": 1,  # the new checkpoint
         "assign_test_groups": 2,  # combine all checkpoints, per task

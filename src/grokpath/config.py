@@ -212,6 +212,10 @@ def _check_semantics(config: dict[str, Any]) -> None:
                     f"config key decontamination.checkpoint: {decon['checkpoint']!r} is not a checkpoint of model "
                     f"{alias!r}; allowed: {ids} or null for the last one"
                 )
+    for k, pair in enumerate(config["controls"]["cross_domains"] or []):
+        _only_domains(config, f"controls.cross_domains.{k}", pair)
+        if pair[0] == pair[1]:
+            raise ConfigError(f"config key controls.cross_domains.{k}: {pair} pairs a domain with itself; name two")
     _only_domains(config, "memorization.eps", config["memorization"]["eps"])
     lo, hi = config["memorization"]["target_fraction"]
     if lo > hi:

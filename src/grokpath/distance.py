@@ -117,6 +117,55 @@ def mean_pairwise(
     return max_pairs, float(np.asarray(d, dtype=np.float64).mean())
 
 
+def mean_cross(
+    a: Sequence[str], b: Sequence[str], max_pairs: int | None = None, seed: int = 0, workers: int = -1
+) -> tuple[int, float | None]:
+    """Mean Levenshtein distance over every pair (x, y), x in `a`, y in `b` (two domains: the
+    paper's cross-domain control), or over a seeded subset of `max_pairs` of them. Returns
+    (number of pairs used, mean); the mean is None when either side is empty."""
+    a, b = list(a), list(b)
+    total = len(a) * len(b)
+    if total == 0:
+        return 0, None
+    hint = score_hint(a + b)
+    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": workers, "score_hint": hint}
+    if max_pairs is None or total <= max_pairs:
+        rows = _block_rows(workers)
+        s = sum(int(process.cdist(a[r : r + rows], b, **kwargs).sum(dtype=np.int64)) for r in range(0, len(a), rows))
+        return total, s / total
+    flat = np.random.default_rng(seed).choice(total, size=max_pairs, replace=False)
+    d = process.cpdist([a[k] for k in flat // len(b)], [b[k] for k in flat % len(b)], **kwargs)
+    return max_pairs, float(np.asarray(d, dtype=np.float64).mean())
+
+
+def per_sample_mean(
+    strings: Sequence[str], partners: int | None = None, seed: int = 0, workers: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each string's mean Levenshtein distance to the others: to all of them, or to a seeded
+    random set of `partners` others per string. Returns (means [n], partners used [n])."""
+    strings = list(strings)
+    n = len(strings)
+    if n < 2:
+        return np.full(n, np.nan), np.zeros(n, dtype=np.int64)
+    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": workers, "score_hint": score_hint(strings)}
+    if partners is None or partners >= n - 1:
+        rows = _block_rows(workers)
+        sums = np.concatenate(
+            [
+                process.cdist(strings[r : r + rows], strings, **kwargs).sum(axis=1, dtype=np.int64)
+                for r in range(0, n, rows)
+            ]
+        )
+        return sums / (n - 1), np.full(n, n - 1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    # partners of i: `partners` distinct others, drawn as offsets 1..n-1 from i (never i itself)
+    offsets = np.stack([rng.choice(n - 1, size=partners, replace=False) + 1 for _ in range(n)])
+    j = (np.arange(n)[:, None] + offsets) % n
+    i = np.repeat(np.arange(n), partners)
+    d = process.cpdist([strings[k] for k in i], [strings[k] for k in j.reshape(-1)], **kwargs)
+    return np.asarray(d, dtype=np.float64).reshape(n, partners).mean(axis=1), np.full(n, partners, dtype=np.int64)
+
+
 def _unrank_pairs(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Map indices in [0, n(n-1)/2) to pairs (i, j), i < j, in row-major upper-triangle order."""
     k = flat.astype(np.int64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never a window
 
@@ -307,6 +308,93 @@ def tau_ablation(ablation: pl.DataFrame, png: str, pdf: str) -> None:
         ax.set_title(domain)
         ax.legend(fontsize=7)
     fig.suptitle("Pathway distance at each threshold tau, all samples (paper Fig. 9)")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def memorization_ablation(ablation: pl.DataFrame, parameter: str, png: str, pdf: str) -> None:
+    """Figs 10 and 11: mean pathway distance among the samples memorized before the last
+    checkpoint against the step, one line per eps (as a factor of the domain's chosen eps) or
+    per delta; the legend says how many samples each value memorizes."""
+    domains = ablation["domain"].unique(maintain_order=True).to_list()
+    fig, axes = _panels(len(domains))
+    for ax, domain in zip(axes, domains, strict=True):
+        d = ablation.filter(pl.col("domain") == domain)
+        for (value,), df in d.sort("value").group_by("value", maintain_order=True):
+            df = df.sort("step_number")
+            what = f"eps = {value:g} x {df['eps'][0] / value:.2g}" if parameter == "eps" else f"delta = {value:g}"
+            ax.plot(
+                df["step_number"],
+                df["mean_distance"],
+                marker="o",
+                markersize=3,
+                label=f"{what} ({df['n_memorized'][0]} samples)",
+            )
+        if d["mean_distance"].drop_nulls().is_empty():
+            ax.text(
+                0.5,
+                0.5,
+                "fewer than 2 samples memorized\nbefore the last checkpoint",
+                ha="center",
+                transform=ax.transAxes,
+            )
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"mean pathway edit distance ({_distance_unit(d['level'][0])})")
+        ax.set_title(domain)
+        ax.legend(fontsize=7)
+    figure = "10" if parameter == "eps" else "11"
+    fig.suptitle(
+        f"Pathway distance of the samples memorized before the last checkpoint, by {parameter} (paper Fig. {figure})"
+    )
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def _distance_unit(level: str) -> str:
+    return "characters" if level == "char" else "expert ids"
+
+
+def cross_domain(cross: pl.DataFrame, within: pl.DataFrame, png: str, pdf: str) -> None:
+    """Fig 12: the mean distance between two domains' samples against the step, next to each
+    domain's own mean distance (all its samples): a drop within a domain that the cross-domain
+    distance does not share is specific to that domain, not a collapse of routing everywhere."""
+    pairs = cross.select("domain_a", "domain_b").unique(maintain_order=True).rows()
+    fig, axes = _panels(len(pairs))
+    for ax, (a, b) in zip(axes, pairs, strict=True):
+        d = cross.filter((pl.col("domain_a") == a) & (pl.col("domain_b") == b)).sort("step_number")
+        ax.plot(d["step_number"], d["mean_distance"], color="black", marker="o", markersize=3, label=f"{a} x {b}")
+        for domain, color in ((a, "tab:blue"), (b, "tab:orange")):
+            w = within.filter(pl.col("domain") == domain).sort("step_number")
+            ax.plot(w["step_number"], w["mean_distance"], color=color, linestyle="--", label=f"within {domain}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"mean pathway edit distance ({_distance_unit(d['level'][0])})")
+        ax.set_title(f"{a} x {b}")
+        ax.legend(fontsize=7)
+    fig.suptitle("Cross-domain control: distance between domains vs within each (paper Fig. 12)")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def distance_vs_entropy(table: pl.DataFrame, png: str, pdf: str) -> None:
+    """Fig 13: per sample, routing entropy against mean pathway distance to the others of its
+    domain, as a hexbin, with Pearson r: how much of the distance routing spread alone explains."""
+    from scipy import stats
+
+    domains = table["domain"].unique(maintain_order=True).to_list()
+    fig, axes = _panels(len(domains))
+    for ax, domain in zip(axes, domains, strict=True):
+        d = table.filter((pl.col("domain") == domain) & pl.col("mean_distance").is_not_nan())
+        x, y = d["routing_entropy"].to_numpy(), d["mean_distance"].to_numpy()
+        cells = ax.hexbin(x, y, gridsize=25, mincnt=1, cmap="viridis")
+        bar = fig.colorbar(cells, ax=ax, label="samples per cell")
+        bar.locator = matplotlib.ticker.MaxNLocator(integer=True)
+        bar.update_ticks()
+        varied = len(x) > 2 and np.ptp(x) > 0 and np.ptp(y) > 0
+        r = f"r = {stats.pearsonr(x, y).statistic:.2f}" if varied else "r undefined"
+        ax.set_title(f"{domain}, {d['step'][0]}: {r} (n = {len(x)})")
+        ax.set_xlabel("routing entropy, mean over MoE layers (nats)")
+        ax.set_ylabel(f"mean distance to other samples ({_distance_unit(d['level'][0])})")
+    fig.suptitle("Pathway distance vs routing entropy per sample (paper Fig. 13)")
     fig.tight_layout()
     save(fig, png, pdf)
 

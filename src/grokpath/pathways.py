@@ -60,3 +60,13 @@ def consistency(weights: np.ndarray, routers: np.ndarray) -> tuple[np.ndarray, n
     c = layer_cosines(weights, routers)
     c_max = c.max(axis=1)
     return 1.0 - c.mean(axis=1) / (c_max + 1e-8), c.mean(axis=1)
+
+
+def routing_entropy(weights: np.ndarray) -> np.ndarray:
+    """Mean over layers of the entropy (nats) of each sample's token-averaged routing weights
+    [N, L, K] -> [N]: 0 when a layer sends everything to one expert, log K when it spreads evenly
+    (paper Fig. 13 sets pathway distance against it)."""
+    p = weights.astype(np.float64)
+    p = p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-300)
+    terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return terms.sum(axis=-1).mean(axis=-1)

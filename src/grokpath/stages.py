@@ -644,6 +644,7 @@ def compute_pathways(model: str, step: str, domain: str, routing: str, routers: 
             "experts_per_layer": [n for _, n in serialized],
             "consistency": cons,
             "mean_cosine": mean_cos,
+            "routing_entropy": pathways.routing_entropy(weights),
             "tau": float(tau),
         }
     )
@@ -726,6 +727,74 @@ def group_distances(
     return rows
 
 
+# ---------------------------------------------------------------- cross_domain_distance
+def cross_domain_distance(
+    model: str,
+    step: str,
+    pathway_tables: Mapping[str, str],
+    pairs: Sequence[Sequence[str]],
+    settings: Mapping[str, Any],
+    seed: int,
+    out: str,
+) -> None:
+    """The cross-domain control (paper Fig. 12): per domain pair, the mean distance between the
+    two domains' samples at one checkpoint; each pair's subsample (above `max_pairs`) is the same
+    at every checkpoint."""
+    level = settings["level"]
+    encoded = {
+        d: [distance.encode(p, level) for p in tables.read(path, tables.PATHWAYS_SCHEMA)["pathway"]]
+        for d, path in pathway_tables.items()
+    }
+    rows = []
+    for a, b in pairs:
+        used, mean = distance.mean_cross(
+            encoded[a], encoded[b], settings["max_pairs"], seed=zlib.crc32(f"{seed}/{a}x{b}".encode())
+        )
+        rows.append(
+            {
+                "model": model,
+                "step": step,
+                "domain_a": a,
+                "domain_b": b,
+                "n_pairs": used,
+                "mean_distance": mean,
+                "level": level,
+            }
+        )
+    meta = tables.provenance(list(pathway_tables.values())) | {"seed": seed, "max_pairs": settings["max_pairs"]}
+    tables.write(rows, out, tables.CROSS_DISTANCE_SCHEMA, **meta)
+
+
+# ---------------------------------------------------------------- entropy_distance
+def entropy_distance(
+    model: str,
+    step: str,
+    pathway_tables: Sequence[str],
+    level: str,
+    partners: int | None,
+    seed: int,
+    out: str,
+) -> None:
+    """Per sample of one checkpoint: its routing entropy next to its mean pathway distance to the
+    other samples of its domain (paper Fig. 13), to a seeded set of `partners` of them or all."""
+    frames = []
+    for path in pathway_tables:
+        paths = tables.read(path, tables.PATHWAYS_SCHEMA)
+        domain = paths["domain"][0]
+        means, used = distance.per_sample_mean(
+            [distance.encode(p, level) for p in paths["pathway"]],
+            partners,
+            seed=zlib.crc32(f"{seed}/{domain}/entropy".encode()),
+        )
+        frames.append(
+            paths.select("model", "step", "domain", "sample_id", "routing_entropy").with_columns(
+                mean_distance=pl.Series(means), n_partners=pl.Series(used), level=pl.lit(level)
+            )
+        )
+    meta = tables.provenance(pathway_tables) | {"seed": seed, "partners": partners}
+    tables.write(pl.concat(frames), out, tables.ENTROPY_DISTANCE_SCHEMA, **meta)
+
+
 # ---------------------------------------------------------------- ablate_tau
 def ablate_tau(
     model: str,
@@ -749,6 +818,63 @@ def ablate_tau(
             rows.append({**row, "tau": float(tau)})
     sha = tables.read_metadata(routing)["checkpoint_sha"]
     tables.write(rows, out, tables.TAU_ABLATION_SCHEMA, seed=seed, checkpoint_sha=sha)
+
+
+# ---------------------------------------------------------------- ablate_memorization
+def ablate_memorization(
+    model: str,
+    domain: str,
+    checkpoint_ids: Sequence[str],
+    loss_tables: Sequence[str],
+    pathway_tables: Sequence[str],
+    groups_table: str,
+    eps_factors: Sequence[float],
+    deltas: Sequence[float],
+    settings: Mapping[str, Any],
+    seed: int,
+    out: str,
+) -> None:
+    """The memorization thresholds' ablations (paper Figs. 10 and 11): the samples memorized
+    before the last checkpoint under each eps (a factor times the domain's eps, delta as chosen)
+    and each delta (eps as chosen), and their mean pathway distance at every checkpoint. A
+    value's pairs are the same at every checkpoint (seeded by value, not by step)."""
+    first, loss = _stack_checkpoints(
+        loss_tables, tables.LOSS_SCHEMA, "sample_id", "loss", checkpoint_ids, f"{model}/{domain}"
+    )
+    ids = first["sample_id"].to_list()
+    chosen = tables.read(groups_table, tables.GROUPS_SCHEMA)
+    eps0, delta0 = float(chosen["eps"][0]), float(chosen["delta"][0])
+    by_step = []
+    for path in pathway_tables:
+        paths = tables.read(path, tables.PATHWAYS_SCHEMA)
+        by_step.append(dict(zip(paths["sample_id"].to_list(), paths["pathway"].to_list(), strict=True)))
+    variants = [("eps", f, eps0 * f, delta0) for f in eps_factors] + [("delta", d, eps0, d) for d in deltas]
+    rows = []
+    for parameter, value, eps, delta in variants:
+        index = memorization.memorized_index(loss, eps, delta)
+        members = [sid for sid, i in zip(ids, index, strict=True) if 0 <= i < len(checkpoint_ids) - 1]
+        for step, by_id in zip(checkpoint_ids, by_step, strict=True):
+            strings = [distance.encode(by_id[sid], settings["level"]) for sid in members]
+            used, mean = distance.mean_pairwise(
+                strings, settings["max_pairs"], seed=zlib.crc32(f"{seed}/{domain}/{parameter}={value}".encode())
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "step": step,
+                    "domain": domain,
+                    "parameter": parameter,
+                    "value": float(value),
+                    "eps": float(eps),
+                    "delta": float(delta),
+                    "n_memorized": len(members),
+                    "n_pairs": used,
+                    "mean_distance": mean,
+                    "level": settings["level"],
+                }
+            )
+    meta = tables.provenance([*loss_tables, *pathway_tables]) | {"seed": seed, "checkpoints": list(checkpoint_ids)}
+    tables.write(rows, out, tables.MEMORIZATION_ABLATION_SCHEMA, **meta)
 
 
 # ---------------------------------------------------------------- aggregate_monitors
@@ -1142,3 +1268,29 @@ def plot_tau_ablation(model: str, steps: Mapping[str, int], ablation_tables: Seq
 
     ablation = pl.concat([tables.read(p, tables.TAU_ABLATION_SCHEMA) for p in ablation_tables])
     figures.tau_ablation(ablation.join(_step_numbers(model, steps), on=["model", "step"]), png, pdf)
+
+
+def plot_cross_domain(
+    model: str, steps: Mapping[str, int], cross_tables: Sequence[str], monitors_table: str, png: str, pdf: str
+) -> None:
+    from grokpath import figures
+
+    cross = pl.concat([tables.read(p, tables.CROSS_DISTANCE_SCHEMA) for p in cross_tables])
+    within = _monitors(model, monitors_table).filter(pl.col("group") == GROUP_ALL)
+    figures.cross_domain(cross.join(_step_numbers(model, steps), on=["model", "step"]), within, png, pdf)
+
+
+def plot_distance_vs_entropy(table: str, png: str, pdf: str) -> None:
+    from grokpath import figures
+
+    figures.distance_vs_entropy(tables.read(table, tables.ENTROPY_DISTANCE_SCHEMA), png, pdf)
+
+
+def plot_memorization_ablation(
+    model: str, steps: Mapping[str, int], ablation_tables: Sequence[str], parameter: str, png: str, pdf: str
+) -> None:
+    from grokpath import figures
+
+    ablation = pl.concat([tables.read(p, tables.MEMORIZATION_ABLATION_SCHEMA) for p in ablation_tables])
+    ablation = ablation.filter(pl.col("parameter") == parameter).join(_step_numbers(model, steps), on=["model", "step"])
+    figures.memorization_ablation(ablation, parameter, png, pdf)

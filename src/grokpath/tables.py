@@ -114,6 +114,7 @@ PATHWAYS_SCHEMA = pa.schema(
         pa.field("experts_per_layer", pa.list_(pa.int16()), nullable=False),
         pa.field("consistency", pa.float64(), nullable=False),
         pa.field("mean_cosine", pa.float64(), nullable=False),
+        pa.field("routing_entropy", pa.float64(), nullable=False),
         pa.field("tau", pa.float64(), nullable=False),
     ]
 )
@@ -128,6 +129,52 @@ DISTANCE_SCHEMA = pa.schema(
         pa.field("n_samples", pa.int64(), nullable=False),
         pa.field("n_pairs", pa.int64(), nullable=False),
         pa.field("mean_distance", pa.float64()),
+        pa.field("level", pa.string(), nullable=False),
+    ]
+)
+
+# The memorization thresholds' ablations (paper Figs. 10 and 11): per eps or delta `value`, the
+# samples memorized before the last checkpoint and their mean pathway distance at `step`.
+MEMORIZATION_ABLATION_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        pa.field("parameter", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+        pa.field("eps", pa.float64(), nullable=False),
+        pa.field("delta", pa.float64(), nullable=False),
+        pa.field("n_memorized", pa.int64(), nullable=False),
+        pa.field("n_pairs", pa.int64(), nullable=False),
+        pa.field("mean_distance", pa.float64()),
+        pa.field("level", pa.string(), nullable=False),
+    ]
+)
+
+# The cross-domain control (paper Fig. 12): mean distance between two domains' samples.
+CROSS_DISTANCE_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        pa.field("domain_a", pa.string(), nullable=False),
+        pa.field("domain_b", pa.string(), nullable=False),
+        pa.field("n_pairs", pa.int64(), nullable=False),
+        pa.field("mean_distance", pa.float64()),
+        pa.field("level", pa.string(), nullable=False),
+    ]
+)
+
+# Distance vs routing entropy (paper Fig. 13): per sample of one checkpoint, its routing entropy
+# (nats, mean over MoE layers) and its mean pathway distance to `n_partners` others of its domain.
+ENTROPY_DISTANCE_SCHEMA = pa.schema(
+    [
+        *_KEYS,
+        _STEP,
+        _DOMAIN,
+        _SAMPLE,
+        pa.field("routing_entropy", pa.float64(), nullable=False),
+        pa.field("mean_distance", pa.float64()),
+        pa.field("n_partners", pa.int64(), nullable=False),
         pa.field("level", pa.string(), nullable=False),
     ]
 )

@@ -41,3 +41,67 @@ rule plot_tau_ablation:
         steps=steps_of,
     script:
         "../scripts/plot_tau_ablation.py"
+
+
+rule ablate_memorization:
+    input:
+        loss=loss_tables,
+        pathways=domain_pathway_tables,
+        groups="results/groups/{model}/{domain}.parquet",
+    output:
+        "results/ablation/memorization/{model}/{domain}.parquet",
+    log:
+        "logs/ablate_memorization/{model}/{domain}.log",
+    benchmark:
+        "benchmarks/ablate_memorization/{model}/{domain}.tsv"
+    conda:
+        "../../envs/grokpath.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        checkpoint_ids=model_checkpoint_ids,
+        eps_factors=config["ablation"]["eps_factors"],
+        deltas=config["ablation"]["deltas"],
+        settings={k: config["distance"][k] for k in ("level", "max_pairs")},
+        seed=config["seed"],
+    script:
+        "../scripts/ablate_memorization.py"
+
+
+rule plot_eps_ablation:
+    input:
+        ablation=model_memorization_ablations,
+    output:
+        png=report(
+            "results/figures/{model}/fig10_eps_ablation.png",
+            caption="../report/fig10_11.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/{model}/fig10_eps_ablation.pdf",
+    log:
+        "logs/plot_eps_ablation/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
+    params:
+        steps=steps_of,
+        parameter="eps",
+    script:
+        "../scripts/plot_memorization_ablation.py"
+
+
+use rule plot_eps_ablation as plot_delta_ablation with:
+    output:
+        png=report(
+            "results/figures/{model}/fig11_delta_ablation.png",
+            caption="../report/fig10_11.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/{model}/fig11_delta_ablation.pdf",
+    log:
+        "logs/plot_delta_ablation/{model}.log",
+    params:
+        steps=steps_of,
+        parameter="delta",

@@ -11,6 +11,12 @@ DOMAINS = list(config["domains"])
 PRETRAIN_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "pretrain"]
 HUB_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "hf"]
 KEEP_CHECKPOINTS = config["keep_checkpoints"]
+# The cross-domain control's domain pairs (Fig. 12): as configured, or every pair of domains.
+CROSS_DOMAINS = (
+    [list(p) for p in config["controls"]["cross_domains"]]
+    if config["controls"]["cross_domains"] is not None
+    else [[a, b] for i, a in enumerate(DOMAINS) for b in DOMAINS[i + 1 :]]
+)
 
 
 def _alternatives(values):
@@ -371,6 +377,7 @@ MONITOR_FIGURES = [
     "fig4_distance_groups",
     "fig5_layerwise_distance",
     "fig6_consistency_groups",
+    "fig13_distance_vs_entropy",
 ]
 BENCHMARK_FIGURES = [
     "fig1_memorized_counts",
@@ -384,6 +391,12 @@ def figure_outputs():
     names = MONITOR_FIGURES + (BENCHMARK_FIGURES if TASK_NAMES else [])
     if config["ablation"]["taus"]:
         names.append("fig9_tau_ablation")
+    if config["ablation"]["eps_factors"]:
+        names.append("fig10_eps_ablation")
+    if config["ablation"]["deltas"]:
+        names.append("fig11_delta_ablation")
+    if CROSS_DOMAINS:
+        names.append("fig12_cross_domain")
     out = [
         f"results/figures/{m}/{f}.{ext}"
         for m in MODELS
@@ -397,6 +410,44 @@ def figure_outputs():
         for ext in ("png", "pdf")
     ]
     return out
+
+
+def domain_pathways(wildcards):
+    """{domain: pathways table} of one checkpoint, for the domains the cross pairs name."""
+    names = sorted({d for pair in CROSS_DOMAINS for d in pair})
+    return {
+        d: f"results/pathways/{wildcards.model}/{wildcards.step}/{d}.parquet"
+        for d in names
+    }
+
+
+def last_checkpoint(wildcards):
+    return checkpoint_ids(wildcards.model)[-1]
+
+
+def last_checkpoint_pathways(wildcards):
+    step = last_checkpoint(wildcards)
+    return [f"results/pathways/{wildcards.model}/{step}/{d}.parquet" for d in DOMAINS]
+
+
+def domain_pathway_tables(wildcards):
+    return [
+        f"results/pathways/{wildcards.model}/{s}/{wildcards.domain}.parquet"
+        for s in checkpoint_ids(wildcards.model)
+    ]
+
+
+def model_memorization_ablations(wildcards):
+    return [
+        f"results/ablation/memorization/{wildcards.model}/{d}.parquet" for d in DOMAINS
+    ]
+
+
+def model_cross_domain(wildcards):
+    return [
+        f"results/controls/cross_domain/{wildcards.model}/{s}.parquet"
+        for s in checkpoint_ids(wildcards.model)
+    ]
 
 
 def model_ablations(wildcards):

@@ -25,3 +25,50 @@ rule pathway_distance:
 rule all_distance:
     input:
         per_checkpoint("results/distance/{model}/{step}/{domain}.parquet"),
+
+
+rule cross_domain_distance:
+    input:
+        unpack(domain_pathways),
+    output:
+        "results/controls/cross_domain/{model}/{step}.parquet",
+    log:
+        "logs/cross_domain_distance/{model}/{step}.log",
+    benchmark:
+        "benchmarks/cross_domain_distance/{model}/{step}.tsv"
+    conda:
+        "../../envs/grokpath.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        pairs=CROSS_DOMAINS,
+        settings={k: config["distance"][k] for k in ("level", "max_pairs")},
+        seed=config["seed"],
+    script:
+        "../scripts/cross_domain_distance.py"
+
+
+rule entropy_distance:
+    input:
+        unpack(last_checkpoint_pathways),
+    output:
+        "results/controls/entropy_distance/{model}.parquet",
+    log:
+        "logs/entropy_distance/{model}.log",
+    benchmark:
+        "benchmarks/entropy_distance/{model}.tsv"
+    conda:
+        "../../envs/grokpath.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        step=last_checkpoint,
+        level=config["distance"]["level"],
+        partners=config["controls"]["entropy_partners"],
+        seed=config["seed"],
+    script:
+        "../scripts/entropy_distance.py"

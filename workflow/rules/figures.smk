@@ -193,3 +193,44 @@ if TASK_NAMES:
 rule all_figures:
     input:
         figure_outputs(),
+
+
+rule plot_cross_domain:
+    input:
+        cross=model_cross_domain,
+        monitors=rules.aggregate_monitors.output[0],
+    output:
+        png=report(
+            "results/figures/{model}/fig12_cross_domain.png",
+            caption="../report/fig12.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/{model}/fig12_cross_domain.pdf",
+    log:
+        "logs/plot_cross_domain/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
+    params:
+        steps=steps_of,
+    script:
+        "../scripts/plot_cross_domain.py"
+
+
+rule plot_distance_vs_entropy:
+    input:
+        rules.entropy_distance.output[0],
+    output:
+        png=report(
+            "results/figures/{model}/fig13_distance_vs_entropy.png",
+            caption="../report/fig13.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/{model}/fig13_distance_vs_entropy.pdf",
+    log:
+        "logs/plot_distance_vs_entropy/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
+    script:
+        "../scripts/plot_distance_vs_entropy.py"
