@@ -202,3 +202,12 @@ def test_per_sample_mean_distance_to_the_others():
     distinct = sorted(set(many))
     for seed in range(5):
         assert (distance.per_sample_mean(distinct, partners=1, seed=seed)[0] > 0).all()
+
+
+def test_all_cores_means_the_cores_this_process_may_use(monkeypatch):
+    # A SLURM job confined to 2 of a node's 64 CPUs runs 2 rapidfuzz workers, not 64.
+    monkeypatch.setattr(distance.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(distance.os, "cpu_count", lambda: 64)
+    assert distance._workers(-1) == 2
+    assert distance._workers(3) == 3
+    assert distance._block_rows(-1) == 256

@@ -197,6 +197,9 @@ def test_sacct_shows_the_jobs_that_ran(runs):
         "run_lm_eval": 3,
         "match_groups": 2,
         GROUP: 2,
+        "cross_domain_distance": 3,  # per checkpoint, reading both domains
+        "entropy_distance": 1,
+        "ablate_memorization": 2,  # per domain, reading every checkpoint
     }
     for where in submitted.values():
         if _rule_of(where) == GROUP:
@@ -216,7 +219,8 @@ def test_a_failed_job_is_reported_failed_with_its_logs_kept(runs):
     wd = runs["slurm"]
     good = (wd / BROKEN).read_bytes()
     runs["good_pathways"] = good
-    # A bad input written into the copy: a table that is not Parquet, read only by one job.
+    # A bad input written into the copy: a table that is not Parquet, which its three readers
+    # that rerun (pathway_distance, whose output is deleted too, and the controls) fail on.
     (wd / BROKEN).write_bytes(b"not a parquet file\n")
     (wd / FAILING_OUTPUT).unlink()
     (wd / ALSO_DELETED).unlink()
@@ -225,14 +229,21 @@ def test_a_failed_job_is_reported_failed_with_its_logs_kept(runs):
     assert result.returncode != 0, out[-5000:]
     assert "Error in group monitors" in out or "Error in rule pathway_distance" in out, out[-5000:]
     submitted = _submitted(result)
-    # only what is missing: the job of each deleted output
-    assert Counter(_rule_of(w) for w in submitted.values()) == {GROUP: 1, "match_groups": 1}, submitted
+    # only what is missing or reads the rewritten table
+    assert Counter(_rule_of(w) for w in submitted.values()) == {
+        GROUP: 1,
+        "match_groups": 1,
+        "cross_domain_distance": 1,
+        "ablate_memorization": 1,
+    }, submitted
     failed = next(j for j, w in submitted.items() if _rule_of(w) == GROUP)
     records = _sacct(submitted)
-    assert records[failed]["State"] == "FAILED", records[failed]
-    assert records[failed]["ExitCode"] != "0:0", records[failed]
-    others = [r for j, r in records.items() if j != failed]
-    assert [r["State"] for r in others] == ["COMPLETED"]  # keep-going: the independent job ran
+    for job, where in submitted.items():
+        if where != "match_groups":
+            assert records[job]["State"] == "FAILED", records[job]
+            assert records[job]["ExitCode"] != "0:0", records[job]
+    done = next(j for j, w in submitted.items() if w == "match_groups")
+    assert records[done]["State"] == "COMPLETED"  # keep-going: the independent job ran
     assert (wd / ALSO_DELETED).exists()
     assert not (wd / FAILING_OUTPUT).exists()
     # the rule's log has the error; SLURM's log of the failed job is kept (successful ones go)
@@ -245,7 +256,6 @@ def test_a_failed_job_is_reported_failed_with_its_logs_kept(runs):
     assert "pathway_distance" in slurm_text
     # the job ran Snakemake from this environment (the plugin: `<sys.executable> -m snakemake`)
     assert f"Command: {sys.prefix}/" in slurm_text
-    done = next(j for j, w in submitted.items() if w == "match_groups")
     assert not _slurm_logs(result)[done].exists()
 
 
@@ -256,6 +266,10 @@ def test_a_rerun_does_only_what_is_missing(runs):
     (wd / BROKEN).write_bytes(runs["good_pathways"])
     assert _planned_jobs(_run(SNAKEMAKE, *SLURM, *CONFIG, "-n", cwd=wd)) == {
         "pathway_distance": 1,
+        "cross_domain_distance": 1,
+        "ablate_memorization": 1,
+        "plot_eps_ablation": 1,
+        "plot_delta_ablation": 1,
         "aggregate_monitors": 1,
         "correlate": 1,
         **dict.fromkeys(FIGURES_ON_MONITORS, 1),
@@ -264,7 +278,7 @@ def test_a_rerun_does_only_what_is_missing(runs):
     result = _run(SNAKEMAKE, *SLURM, *CONFIG, cwd=wd)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     submitted = _submitted(result)
-    assert list(submitted.values()) == [f"{GROUP}_pathway_distance"], submitted
+    assert sorted(submitted.values()) == ["ablate_memorization", "cross_domain_distance", f"{GROUP}_pathway_distance"]
     assert {r["State"] for r in _sacct(submitted).values()} == {"COMPLETED"}
     for path in (FAILING_OUTPUT, "results/tables/monitors.parquet"):
         assert_frame_equal(pl.read_parquet(wd / path), pl.read_parquet(runs["local"] / path), check_exact=True)

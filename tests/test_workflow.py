@@ -143,10 +143,11 @@ def test_outputs_have_their_schemas_and_sane_values(workdir):
     }
     for step in ids:
         cross = tables.read(wd / f"results/controls/cross_domain/tiny/{step}.parquet", tables.CROSS_DISTANCE_SCHEMA)
-        assert cross.select("domain_a", "domain_b").rows() == [("math", "code")]
+        assert cross.select("domain_a", "domain_b").rows() == [tuple(domains)]  # every pair, in config order
         assert cross["n_pairs"][0] == min(24 * 24, cfg["distance"]["max_pairs"])
-    seed = zlib.crc32(b"0/mathxcode")  # the same pairs at every checkpoint
-    expected = distance.mean_cross(list(last["math"]["pathway"]), list(last["code"]["pathway"]), 100, seed=seed)
+    a, b = domains
+    seed = zlib.crc32(f"0/{a}x{b}".encode())  # the same pairs at every checkpoint
+    expected = distance.mean_cross(list(last[a]["pathway"]), list(last[b]["pathway"]), 100, seed=seed)
     assert cross["mean_distance"][0] == pytest.approx(expected[1])
     entropy = tables.read(wd / "results/controls/entropy_distance/tiny.parquet", tables.ENTROPY_DISTANCE_SCHEMA)
     assert entropy.height == 24 * len(domains)

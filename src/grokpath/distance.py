@@ -49,10 +49,20 @@ def n_pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
+def _workers(workers: int) -> int:
+    """`workers`, or below 1 the CPUs this process may run on: rapidfuzz's -1 takes every CPU of
+    the machine, while a SLURM job (or `taskset`) is confined to the CPUs it was given."""
+    if workers >= 1:
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _block_rows(workers: int) -> int:
     """Rows per cdist call: enough to keep every worker busy (cdist splits the rows among them)."""
-    n_workers = (os.cpu_count() or 1) if workers < 1 else workers
-    return max(256, 8 * n_workers)
+    return max(256, 8 * _workers(workers))
 
 
 # Strings up to one machine word take rapidfuzz's single-word kernel, which has no band to prune.
@@ -80,7 +90,7 @@ def sum_upper_triangle(
     strings = list(strings)
     n = len(strings)
     rows = rows or _block_rows(workers)
-    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": workers, "score_hint": hint}
+    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": _workers(workers), "score_hint": hint}
     total = 0
     for r0 in range(0, n, rows):
         block = strings[r0 : r0 + rows]
@@ -112,7 +122,7 @@ def mean_pairwise(
     a = [strings[k] for k in i]
     b = [strings[k] for k in j]
     d = process.cpdist(
-        a, b, scorer=Levenshtein.distance, dtype=np.int32, workers=workers, score_hint=score_hint(strings)
+        a, b, scorer=Levenshtein.distance, dtype=np.int32, workers=_workers(workers), score_hint=score_hint(strings)
     )
     return max_pairs, float(np.asarray(d, dtype=np.float64).mean())
 
@@ -128,7 +138,7 @@ def mean_cross(
     if total == 0:
         return 0, None
     hint = score_hint(a + b)
-    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": workers, "score_hint": hint}
+    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": _workers(workers), "score_hint": hint}
     if max_pairs is None or total <= max_pairs:
         rows = _block_rows(workers)
         s = sum(int(process.cdist(a[r : r + rows], b, **kwargs).sum(dtype=np.int64)) for r in range(0, len(a), rows))
@@ -147,7 +157,12 @@ def per_sample_mean(
     n = len(strings)
     if n < 2:
         return np.full(n, np.nan), np.zeros(n, dtype=np.int64)
-    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": workers, "score_hint": score_hint(strings)}
+    kwargs = {
+        "scorer": Levenshtein.distance,
+        "dtype": np.int32,
+        "workers": _workers(workers),
+        "score_hint": score_hint(strings),
+    }
     if partners is None or partners >= n - 1:
         rows = _block_rows(workers)
         sums = np.concatenate(

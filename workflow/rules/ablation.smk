@@ -92,7 +92,9 @@ rule plot_eps_ablation:
         "../scripts/plot_memorization_ablation.py"
 
 
-use rule plot_eps_ablation as plot_delta_ablation with:
+rule plot_delta_ablation:
+    input:
+        ablation=model_memorization_ablations,
     output:
         png=report(
             "results/figures/{model}/fig11_delta_ablation.png",
@@ -102,6 +104,11 @@ use rule plot_eps_ablation as plot_delta_ablation with:
         pdf="results/figures/{model}/fig11_delta_ablation.pdf",
     log:
         "logs/plot_delta_ablation/{model}.log",
+    localrule: True
+    conda:
+        "../../envs/grokpath.yaml"
     params:
         steps=steps_of,
         parameter="delta",
+    script:
+        "../scripts/plot_memorization_ablation.py"
