@@ -231,3 +231,31 @@ def test_instruction_dataset_from_the_hub_needs_templates():
         bad["instruction_tune"]["datasets"]["math"][key] = template
         with pytest.raises(ConfigError, match=rf"config key instruction_tune.datasets.math.{key}: {message}"):
             validate_config(bad)
+
+
+def test_lm_eval_task_names_are_checked_with_the_config(tmp_path, monkeypatch):
+    """Before any download or tuning: a task lm-eval does not know, or one that runs the model's
+    code without evaluation.allow_code_execution. lm-eval's task index is cached on disk."""
+    from grokpath import evaluation
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = _base()
+    cfg["domains"]["math"]["tasks"] = [{"name": "csqa", "task": "commonsense_qaa"}]
+    with pytest.raises(
+        ConfigError,
+        match=r"domains.math.tasks.0.task: unknown benchmark task 'commonsense_qaa'.*"
+        r"did you mean \['commonsense_qa'",
+    ):
+        validate_config(copy.deepcopy(cfg))
+    assert len(list((tmp_path / "grokpath").glob("lm_eval_tasks-*.json"))) == 1  # indexed once, then read
+    cfg["domains"]["math"]["tasks"] = [{"name": "he", "task": "humaneval_plus"}]
+    with pytest.raises(
+        ConfigError, match=r"'humaneval_plus' runs the model's generated programs.*allow_code_execution"
+    ):
+        validate_config(copy.deepcopy(cfg))
+    cfg["evaluation"] = {"allow_code_execution": True}
+    validate_config(copy.deepcopy(cfg))
+    index = evaluation.task_index()
+    assert index["humaneval_plus"] is True
+    assert index["commonsense_qa"] is False
+    assert "grokpath_competition_math" in index  # the local task YAMLs too

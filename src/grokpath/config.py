@@ -12,6 +12,7 @@ import yaml
 
 from grokpath.checkpoints import SOURCES as CHECKPOINT_SOURCES
 from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
+from grokpath.evaluation import check_task_names
 from grokpath.instructions import check_template
 from grokpath.synthetic import DOMAINS as GENERATED_DOMAINS
 
@@ -173,6 +174,13 @@ def _check_semantics(config: dict[str, Any]) -> None:
             )
         if dom["n_samples"] < 2:
             raise ConfigError(f"config key domains.{name}.n_samples: needs at least 2 samples for pair distances")
+    # lm-eval task names (an index cached on disk; only configs that name lm-eval tasks read it)
+    for name, dom in config["domains"].items():
+        for k, spec in enumerate(dom["tasks"]):
+            try:
+                check_task_names([spec["task"]], config["evaluation"]["allow_code_execution"])
+            except ValueError as error:
+                raise ConfigError(f"config key domains.{name}.tasks.{k}.task: {error}") from None
     names = [t["name"] for dom in config["domains"].values() for t in dom["tasks"]]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -10,8 +10,11 @@ the first checkpoint's answers for every later one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -20,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from grokpath.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +85,49 @@ def check_test_set(rows: list[Any], path: str | Path, kinds: Sequence[str] = ())
                 raise ValueError(f"{where}: 'label' must be an index into its {len(choices)} choices, got {label!r}")
 
 
-def check_task_names(names: list[str]) -> None:
-    """Fail before any model is loaded when a non-local task name is unknown to lm-eval."""
-    unknown = [n for n in names if n not in LOCAL_KINDS]
-    if not unknown:
-        return
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grokpath"
+
+
+def task_index() -> dict[str, bool]:
+    """{lm-eval task, group or tag name: whether it runs the model's generated code}, lm-eval's
+    own tasks and the local YAMLs. Indexing them takes ~5 s, and the config check asks on every
+    Snakemake start, so the index is cached on disk per lm-eval version and local YAML content."""
+    local = b"".join(p.name.encode() + p.read_bytes() for p in sorted(TASKS_DIR.iterdir()) if p.is_file())
+    cache = _cache_dir() / f"lm_eval_tasks-{_lm_eval_version()}-{hashlib.sha256(local).hexdigest()[:16]}.json"
+    try:
+        return json.loads(cache.read_text())
+    except (OSError, ValueError):
+        pass
     from lm_eval.tasks import TaskManager
 
-    known = set(TaskManager(include_path=str(TASKS_DIR)).all_tasks)
-    for name in unknown:
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=3)
+    index = {
+        name: bool((getattr(entry, "cfg", None) or {}).get("unsafe_code", False))
+        for name, entry in TaskManager(include_path=str(TASKS_DIR)).task_index.items()
+    }
+    with contextlib.suppress(OSError):  # a read-only home: index again next time
+        write_json(cache, index)
+    return index
+
+
+def check_task_names(names: Sequence[str], allow_code_execution: bool | None = None) -> None:
+    """Fail before any model is loaded when a non-local task name is unknown to lm-eval, or (when
+    `allow_code_execution` is given and False) names a task that runs the model's code."""
+    remote = [n for n in names if n not in LOCAL_KINDS]
+    if not remote:
+        return
+    index = task_index()
+    for name in remote:
+        if name not in index:
+            close = difflib.get_close_matches(name, sorted(index), n=3)
             hint = f"; did you mean {close}?" if close else ""
             raise ValueError(
                 f"unknown benchmark task {name!r}: neither a local kind {sorted(LOCAL_KINDS)} nor an lm-eval task{hint}"
+            )
+        if allow_code_execution is False and index[name]:
+            raise ValueError(
+                f"benchmark task {name!r} runs the model's generated programs on this machine; "
+                f"set evaluation.allow_code_execution: true to allow it"
             )
 
 
