@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import random_olmoe
 
-from grokpath import checkpoints, stages, tuning
+from grokpath import checkpoints, stages, tables, tuning
 from grokpath.tokenizer import train_word_tokenizer
 
 SETTINGS = {
@@ -93,3 +93,24 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
     assert res["instruction_tuned"] == "math"
     assert res["evaluated_model_sha"] == manifest["content_hash"]
     assert res["evaluated_model_sha"] != res["checkpoint_sha"]
+
+    # The answers are the tuned model's: the same as evaluating its folder directly, not the base's.
+    def predictions(checkpoint, name):
+        json_out, items_out = tmp_path / f"{name}.json", tmp_path / f"{name}.samples.parquet"
+        stages.run_lm_eval(
+            "m",
+            "s1",
+            str(checkpoint),
+            [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
+            {"math": str(test_set)},
+            {"math_generate": str(json_out)},
+            {"math_generate": str(items_out)},
+            str(tmp_path / f"cache_{name}"),
+            {"device": "cpu", "dtype": "float32", "batch_size": 4},
+            0,
+        )
+        return tables.read(items_out, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
+
+    evaluated = tables.read(out_items, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
+    assert evaluated == predictions(tuned, "direct")
+    assert evaluated != predictions(ckpt, "base")
