@@ -74,28 +74,9 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
             for i, e in enumerate(EXAMPLES[:6])
         )
     )
-    out_json, out_items = tmp_path / "math_generate.json", tmp_path / "math_generate.samples.parquet"
-    stages.run_lm_eval(
-        "m",
-        "s1",
-        str(ckpt),
-        [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
-        {"math": str(test_set)},
-        {"math_generate": str(out_json)},
-        {"math_generate": str(out_items)},
-        str(tmp_path / "cache"),
-        {"device": "cpu", "dtype": "float32", "batch_size": 4},
-        0,
-        tuned={"math": str(tuned)},
-        family_of={"math": "math"},
-    )
-    res = json.loads(out_json.read_text())
-    assert res["instruction_tuned"] == "math"
-    assert res["evaluated_model_sha"] == manifest["content_hash"]
-    assert res["evaluated_model_sha"] != res["checkpoint_sha"]
 
-    # The answers are the tuned model's: the same as evaluating its folder directly, not the base's.
-    def predictions(checkpoint, name):
+    def run(checkpoint, name, **tuning):
+        """`run_lm_eval` of the generate task on `checkpoint`; (results JSON, per-item predictions)."""
         json_out, items_out = tmp_path / f"{name}.json", tmp_path / f"{name}.samples.parquet"
         stages.run_lm_eval(
             "m",
@@ -108,9 +89,16 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
             str(tmp_path / f"cache_{name}"),
             {"device": "cpu", "dtype": "float32", "batch_size": 4},
             0,
+            **tuning,
         )
-        return tables.read(items_out, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
+        predictions = tables.read(items_out, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
+        return json.loads(json_out.read_text()), predictions
 
-    evaluated = tables.read(out_items, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
-    assert evaluated == predictions(tuned, "direct")
-    assert evaluated != predictions(ckpt, "base")
+    res, evaluated = run(ckpt, "tuned", tuned={"math": str(tuned)}, family_of={"math": "math"})
+    assert res["instruction_tuned"] == "math"
+    assert res["evaluated_model_sha"] == manifest["content_hash"]
+    assert res["evaluated_model_sha"] != res["checkpoint_sha"]
+
+    # The answers are the tuned model's: the same as evaluating its folder directly, not the base's.
+    assert evaluated == run(tuned, "direct")[1]
+    assert evaluated != run(ckpt, "base")[1]

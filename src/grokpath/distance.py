@@ -60,6 +60,12 @@ def _workers(workers: int) -> int:
         return os.cpu_count() or 1
 
 
+def _kernel(workers: int, hint: int | None) -> dict:
+    """The keyword arguments of every cdist / cpdist call: exact integer Levenshtein distances on
+    `_workers(workers)` threads, banded by `hint` (see `score_hint`)."""
+    return {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": _workers(workers), "score_hint": hint}
+
+
 def _block_rows(workers: int) -> int:
     """Rows per cdist call: enough to keep every worker busy (cdist splits the rows among them)."""
     return max(256, 8 * _workers(workers))
@@ -90,7 +96,7 @@ def sum_upper_triangle(
     strings = list(strings)
     n = len(strings)
     rows = rows or _block_rows(workers)
-    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": _workers(workers), "score_hint": hint}
+    kwargs = _kernel(workers, hint)
     total = 0
     for r0 in range(0, n, rows):
         block = strings[r0 : r0 + rows]
@@ -121,9 +127,7 @@ def mean_pairwise(
     i, j = _unrank_pairs(flat, n)
     a = [strings[k] for k in i]
     b = [strings[k] for k in j]
-    d = process.cpdist(
-        a, b, scorer=Levenshtein.distance, dtype=np.int32, workers=_workers(workers), score_hint=score_hint(strings)
-    )
+    d = process.cpdist(a, b, **_kernel(workers, score_hint(strings)))
     return max_pairs, float(np.asarray(d, dtype=np.float64).mean())
 
 
@@ -137,8 +141,7 @@ def mean_cross(
     total = len(a) * len(b)
     if total == 0:
         return 0, None
-    hint = score_hint(a + b)
-    kwargs = {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": _workers(workers), "score_hint": hint}
+    kwargs = _kernel(workers, score_hint(a + b))
     if max_pairs is None or total <= max_pairs:
         rows = _block_rows(workers)
         s = sum(int(process.cdist(a[r : r + rows], b, **kwargs).sum(dtype=np.int64)) for r in range(0, len(a), rows))
@@ -157,12 +160,7 @@ def per_sample_mean(
     n = len(strings)
     if n < 2:
         return np.full(n, np.nan), np.zeros(n, dtype=np.int64)
-    kwargs = {
-        "scorer": Levenshtein.distance,
-        "dtype": np.int32,
-        "workers": _workers(workers),
-        "score_hint": score_hint(strings),
-    }
+    kwargs = _kernel(workers, score_hint(strings))
     if partners is None or partners >= n - 1:
         rows = _block_rows(workers)
         sums = np.concatenate(

@@ -25,9 +25,14 @@ def memorized_index(loss: np.ndarray, eps: float, delta: float) -> np.ndarray:
     return np.where(suffix_all.any(axis=1), first, NOT_MEMORIZED)
 
 
+def before_last(index: np.ndarray, n_checkpoints: int) -> np.ndarray:
+    """Which samples were memorized strictly before the last checkpoint T (bool per sample)."""
+    return (index != NOT_MEMORIZED) & (index < n_checkpoints - 1)
+
+
 def fraction_before_last(index: np.ndarray, n_checkpoints: int) -> float:
     """Share of samples memorized strictly before the last checkpoint T."""
-    return float(np.mean((index != NOT_MEMORIZED) & (index < n_checkpoints - 1))) if index.size else 0.0
+    return float(np.mean(before_last(index, n_checkpoints))) if index.size else 0.0
 
 
 @dataclass(frozen=True)

@@ -427,10 +427,12 @@ def run_lm_eval(
 
     specs = [evaluation.TaskSpec(**t) for t in tasks]
     evaluation.check_task_names([s.task for s in specs])
+    local_kinds: dict[str, list[str]] = {}  # per domain: each test set is read once
     for spec in specs:
         if spec.task in evaluation.LOCAL_KINDS:
-            path = test_sets[spec.domain]
-            evaluation.check_test_set(io.read_jsonl(path), path, [spec.task])
+            local_kinds.setdefault(spec.domain, []).append(spec.task)
+    for domain, kinds in local_kinds.items():
+        evaluation.check_test_set(io.read_jsonl(test_sets[domain]), test_sets[domain], kinds)
     base = checkpoints.ensure_weights(checkpoint)
     by_model: dict[str, list[evaluation.TaskSpec]] = {}
     for spec in specs:
@@ -851,8 +853,8 @@ def ablate_memorization(
     variants = [("eps", f, eps0 * f, delta0) for f in eps_factors] + [("delta", d, eps0, d) for d in deltas]
     rows = []
     for parameter, value, eps, delta in variants:
-        index = memorization.memorized_index(loss, eps, delta)
-        members = [sid for sid, i in zip(ids, index, strict=True) if 0 <= i < len(checkpoint_ids) - 1]
+        early = memorization.before_last(memorization.memorized_index(loss, eps, delta), len(checkpoint_ids))
+        members = [sid for sid, keep in zip(ids, early, strict=True) if keep]
         for step, by_id in zip(checkpoint_ids, by_step, strict=True):
             strings = [distance.encode(by_id[sid], settings["level"]) for sid in members]
             used, mean = distance.mean_pairwise(

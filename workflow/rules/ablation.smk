@@ -64,7 +64,7 @@ rule ablate_memorization:
         checkpoint_ids=model_checkpoint_ids,
         eps_factors=config["ablation"]["eps_factors"],
         deltas=config["ablation"]["deltas"],
-        settings={k: config["distance"][k] for k in ("level", "max_pairs")},
+        settings=PAIR_SETTINGS,
         seed=config["seed"],
     script:
         "../scripts/ablate_memorization.py"

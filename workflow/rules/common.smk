@@ -11,6 +11,9 @@ DOMAINS = list(config["domains"])
 PRETRAIN_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "pretrain"]
 HUB_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "hf"]
 KEEP_CHECKPOINTS = config["keep_checkpoints"]
+# The distance settings of the controls and the memorization ablation: not `layerwise`, whose
+# change must not rerun them.
+PAIR_SETTINGS = {k: config["distance"][k] for k in ("level", "max_pairs")}
 # The cross-domain control's domain pairs (Fig. 12): as configured, or every pair of domains.
 CROSS_DOMAINS = (
     [list(p) for p in config["controls"]["cross_domains"]]

@@ -44,7 +44,7 @@ rule cross_domain_distance:
         runtime=30,
     params:
         pairs=CROSS_DOMAINS,
-        settings={k: config["distance"][k] for k in ("level", "max_pairs")},
+        settings=PAIR_SETTINGS,
         seed=config["seed"],
     script:
         "../scripts/cross_domain_distance.py"
