@@ -31,14 +31,17 @@ weights), token ids uniform over the vocabulary:
   8 experts, top-2), vocab 300, 300 samples of 10-30 tokens, batch size 64 (the stage's default);
 - `large`: hidden 512, intermediate 256, 8 layers, 8 heads, 32 experts, top-4, vocab 8192,
   32 samples of 224-288 tokens, batch size 16 (a batch of 64 such samples would hold 0.5 GiB of
-  logits; the paper's 2048-token samples need a small batch too).
+  logits; the paper's 2048-token samples need a small batch too);
+- `olmoe`: OLMoE-1B-7B's shape (hidden 2048, intermediate 1024, 16 layers, 16 heads, 64 experts,
+  top-8, vocab 50,304), 64 samples of 256-512 tokens, batch size 16: for a GPU (`--device cuda
+  --dtype bfloat16`; 28 GB while it is initialised in float32, 14 GB in bf16).
 `--vocab` overrides the vocabulary (OLMoE's is 50,304). Each pass's peak memory is measured in one
 more run after the timed ones: the peak resident set above the one before it, after glibc has
 given its free memory back (malloc_trim; Linux clear_refs resets the peak), and with
 `--device cuda` `torch.cuda.max_memory_allocated` too; `--dtype bfloat16` casts the model as
 `extraction.dtype: bfloat16` does. Progress bars are off (TQDM_DISABLE) so the table stays readable.
 
-    python benchmarks/routing_overhead.py [--model default|large|both] [--repeats 15] [--threads 1]
+    python benchmarks/routing_overhead.py [--model default|large|olmoe|both] [--repeats 15] [--threads 1]
         [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--samples N] [--batch-size N]
         [--vocab N] [--baseline-extraction FILE] [--cache-versions] [--profile]
 """
@@ -79,10 +82,12 @@ SHAPES = {
     "default": dict(hidden=64, intermediate=128, layers=4, heads=4, experts=8, top_k=2, vocab=300),
     # a larger OLMoE-like shape: attention, experts and head in about OLMoE's proportions
     "large": dict(hidden=512, intermediate=256, layers=8, heads=8, experts=32, top_k=4, vocab=8192),
+    # allenai/OLMoE-1B-7B-0924, the paper's model: 6.9B parameters, 1.3B active (a GPU's work)
+    "olmoe": dict(hidden=2048, intermediate=1024, layers=16, heads=16, experts=64, top_k=8, vocab=50304),
 }
-LENGTHS = {"default": (10, 30), "large": (224, 288)}
-SAMPLES = {"default": 300, "large": 32}
-BATCH = {"default": 64, "large": 16}
+LENGTHS = {"default": (10, 30), "large": (224, 288), "olmoe": (256, 512)}
+SAMPLES = {"default": 300, "large": 32, "olmoe": 64}
+BATCH = {"default": 64, "large": 16, "olmoe": 16}  # olmoe: config/olmoe-paper.yaml's batch_size
 
 
 def build(shape: dict[str, int], max_len: int, dtype: str, device: str, seed: int = 0) -> torch.nn.Module:
@@ -102,7 +107,9 @@ def build(shape: dict[str, int], max_len: int, dtype: str, device: str, seed: in
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    return OlmoeForCausalLM(config).to(device=device, dtype=getattr(torch, dtype)).eval()
+    with torch.device(device):  # built where it runs: OLMoE-sized weights initialise in seconds on a GPU
+        model = OlmoeForCausalLM(config)
+    return model.to(dtype=getattr(torch, dtype)).eval()
 
 
 def make_samples(n: int, lengths: tuple[int, int], vocab: int, seed: int = 0) -> list[list[int]]:
@@ -287,7 +294,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["default", "large", "both"], default="both")
+    parser.add_argument("--model", choices=[*SHAPES, "both"], default="both", help="both: default and large")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the stage's extraction.threads)")
     parser.add_argument("--device", default="cpu")
