@@ -76,6 +76,10 @@ CKPTS = ("models", "tiny", "checkpoints")
         (("extraction", "threads"), 0, r"config key extraction.threads: 0 is invalid"),
         (("extraction", "dtype"), "fp8", r"extraction.dtype: 'fp8' is not allowed; allowed: \['float32'"),
         (("extraction", "too_long"), "drop", r"extraction.too_long: 'drop' is not allowed; allowed: \['refuse'"),
+        (("extraction", "device"), "gpu", r"config key extraction.device: 'gpu' is invalid.*cpu, cuda, cuda:N, mps"),
+        (("evaluation", "device"), "cuda:", r"config key evaluation.device: 'cuda:' is invalid"),
+        (("instruction_tune", "device"), "cpu:0", r"config key instruction_tune.device: 'cpu:0' is invalid"),
+        (("instruction_tune", "dtype"), "float16", r"tune.dtype: 'float16' is not allowed; allowed: \['float32'"),
         (
             ("instruction_tune", "family"),
             {"physics": "general"},
@@ -105,6 +109,13 @@ CKPTS = ("models", "tiny", "checkpoints")
 def test_bad_config_fails_with_one_clear_message(path, value, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(_mutate(path, value))
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1", "mps", "xpu:0"])
+def test_device_names_are_accepted(device):
+    cfg = validate_config(_mutate(("instruction_tune", "device"), device))
+    assert cfg["instruction_tune"]["device"] == device
+    assert cfg["extraction"]["device"] == "cpu"
 
 
 def test_pretrain_block_on_local_model_is_refused():
@@ -147,6 +158,8 @@ def test_paper_config_is_valid():
     assert [c["step"] for c in model["checkpoints"]][::9] == [5000, 1100000]
     assert cfg["keep_checkpoints"] is False
     assert cfg["instruction_tune"]["rank"] == 32
+    assert {cfg[k]["device"] for k in ("extraction", "evaluation", "instruction_tune")} == {"cuda"}
+    assert cfg["instruction_tune"]["dtype"] == "bfloat16"
     assert cfg["decontamination"]["drop_fraction"] == 0.1
     assert cfg["domains"]["chemistry"]["dataset"]["keyword"] == "Organic Chemistry"
 

@@ -17,6 +17,8 @@ SETTINGS = {
     "epochs": 3,
     "target_modules": ["q_proj", "k_proj", "v_proj"],
     "max_examples": None,
+    "device": "cpu",
+    "dtype": "float32",
 }
 EXAMPLES = [{"prompt": f"{a} + {b} =", "response": str((a + b) % 5)} for a in range(5) for b in range(5)]
 

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grokpath import checkpoints, distance, io, memorization, pathways, samples, tables
+from grokpath import checkpoints, devices, distance, io, memorization, pathways, samples, tables
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,7 @@ def extract_routing(
 
     from grokpath import extraction
 
+    devices.check(settings["device"], "extraction.device")
     torch.set_num_threads(settings["threads"])
     ckpt = Path(checkpoint)
     manifest = checkpoints.ensure_weights(ckpt)
@@ -366,6 +367,7 @@ def instruction_tune(
 
     from grokpath import extraction, tuning
 
+    devices.check(settings["device"], "instruction_tune.device")
     torch.set_num_threads(1)
     ckpt = Path(checkpoint)
     examples = tuning.read_examples(io.read_jsonl(dataset), dataset)  # before weights are fetched back
@@ -373,7 +375,7 @@ def instruction_tune(
     if settings["max_examples"] and len(examples) > settings["max_examples"]:
         keep = samples.select(examples, settings["max_examples"], seed, f"instruction data {family}")
         examples = [examples[i] for i in keep]
-    net, tokenizer = extraction.load_checkpoint(ckpt)
+    net, tokenizer = extraction.load_checkpoint(ckpt, settings["device"], settings["dtype"])
     merged, losses = tuning.lora_finetune(net, tokenizer, examples, settings, seed)
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
@@ -425,6 +427,7 @@ def run_lm_eval(
 
     from grokpath import evaluation, extraction
 
+    devices.check(settings["device"], "evaluation.device")
     specs = [evaluation.TaskSpec(**t) for t in tasks]
     evaluation.check_task_names([s.task for s in specs])
     local_kinds: dict[str, list[str]] = {}  # per domain: each test set is read once
@@ -510,6 +513,7 @@ def decontaminate(
 
     from grokpath import decontamination, extraction
 
+    devices.check(device, "extraction.device")  # decontamination scores with the extraction's model settings
     torch.set_num_threads(1)
     items = tables.read(items_table, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")
     manifest = checkpoints.ensure_weights(checkpoint)

@@ -71,6 +71,7 @@ def lora_finetune(
         # peft 0.21 still reads a transformers attribute that 5.x renamed; harmless, not ours to fix.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         peft_model = get_peft_model(model, config)
+    device = next(peft_model.parameters()).device
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings["lr"])
     encoded = [_encode(tokenizer, p, r, settings["max_length"]) for p, r in examples]
@@ -86,7 +87,7 @@ def lora_finetune(
             batch = [encoded[i] for i in order[start : start + bs]]
             ids, mask = pad_batch([row for row, _ in batch], pad)
             labels, _ = pad_batch([lab for _, lab in batch], -100)
-            loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
