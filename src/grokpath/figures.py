@@ -19,8 +19,7 @@ import polars as pl
 from grokpath.io import atomic_path
 
 MEMORIZED_PREFIX = "pretrain@"
-MONITOR_UNITS = {
-    "pathway_distance": "characters",
+MONITOR_UNITS = {  # the pathway distance's unit depends on the distance level (distance_unit)
     "training_loss": "nats/token",
     "training_loss_ma": "nats/token",
     "validation_loss": "nats/token",
@@ -170,16 +169,19 @@ def layerwise_distance(distance: pl.DataFrame, png: str, pdf: str) -> None:
             ax.plot(df["step_number"], df["mean_distance"], marker="o", markersize=3, label=str(domain))
         ax.set_title(f"layer {layer}")
         ax.set_xlabel("training step")
-        ax.set_ylabel("mean edit distance (characters)")
+        ax.set_ylabel(f"mean edit distance ({_table_unit(d)})")
         ax.legend(fontsize=7)
     fig.suptitle("Layer-wise pathway distance, all samples (paper Fig. 5)")
     fig.tight_layout()
     save(fig, png, pdf)
 
 
-def accuracy_vs_monitors(joined: pl.DataFrame, monitors: dict[str, str], png: str, pdf: str) -> None:
+def accuracy_vs_monitors(
+    joined: pl.DataFrame, monitors: dict[str, str], png: str, pdf: str, level: str = "char"
+) -> None:
     """Fig 7: benchmark accuracy against each monitor across checkpoints, with a least-squares
-    line and its MSE and R^2, one row per task."""
+    line and its MSE and R^2, one row per task; `level`: the pathway distance's (its unit)."""
+    units = {**MONITOR_UNITS, "pathway_distance": distance_unit(level)}
     tasks = joined["task"].unique(maintain_order=True).to_list()
     fig, axes = plt.subplots(len(tasks), len(monitors), figsize=(3.3 * len(monitors), 3.0 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks, strict=True):
@@ -198,7 +200,7 @@ def accuracy_vs_monitors(joined: pl.DataFrame, monitors: dict[str, str], png: st
                 ax.set_title(f"{task}\nMSE {mse:.3g}, R² {r2:.2f}", fontsize=8)
             else:
                 ax.set_title(task, fontsize=8)
-            ax.set_xlabel(f"{name.replace('_', ' ')} ({MONITOR_UNITS.get(name, 'unitless')})")
+            ax.set_xlabel(f"{name.replace('_', ' ')} ({units.get(name, 'unitless')})")
             ax.set_ylabel("accuracy (fraction)")
     fig.suptitle("Benchmark accuracy vs each monitor, all checkpoints (colour: step) (paper Fig. 7)")
     fig.tight_layout()
@@ -304,7 +306,7 @@ def tau_ablation(ablation: pl.DataFrame, png: str, pdf: str) -> None:
             df = df.sort("step_number")
             ax.plot(df["step_number"], df["mean_distance"], marker="o", markersize=3, label=f"tau = {tau:g}")
         ax.set_xlabel("training step")
-        ax.set_ylabel("mean pathway edit distance (characters)")
+        ax.set_ylabel(f"mean pathway edit distance ({_table_unit(d)})")
         ax.set_title(domain)
         ax.legend(fontsize=7)
     fig.suptitle("Pathway distance at each threshold tau, all samples (paper Fig. 9)")
@@ -339,7 +341,7 @@ def memorization_ablation(ablation: pl.DataFrame, parameter: str, png: str, pdf:
                 transform=ax.transAxes,
             )
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"mean pathway edit distance ({_distance_unit(d['level'][0])})")
+        ax.set_ylabel(f"mean pathway edit distance ({distance_unit(d['level'][0])})")
         ax.set_title(domain)
         ax.legend(fontsize=7)
     figure = "10" if parameter == "eps" else "11"
@@ -350,8 +352,13 @@ def memorization_ablation(ablation: pl.DataFrame, parameter: str, png: str, pdf:
     save(fig, png, pdf)
 
 
-def _distance_unit(level: str) -> str:
+def distance_unit(level: str) -> str:
+    """The unit of a pathway edit distance at `distance.level` (a table's `level` column)."""
     return "characters" if level == "char" else "expert ids"
+
+
+def _table_unit(table: pl.DataFrame) -> str:
+    return distance_unit(table["level"][0]) if table.height else "characters"
 
 
 def cross_domain(cross: pl.DataFrame, within: pl.DataFrame, png: str, pdf: str) -> None:
@@ -367,7 +374,7 @@ def cross_domain(cross: pl.DataFrame, within: pl.DataFrame, png: str, pdf: str) 
             w = within.filter(pl.col("domain") == domain).sort("step_number")
             ax.plot(w["step_number"], w["mean_distance"], color=color, linestyle="--", label=f"within {domain}")
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"mean pathway edit distance ({_distance_unit(d['level'][0])})")
+        ax.set_ylabel(f"mean pathway edit distance ({distance_unit(d['level'][0])})")
         ax.set_title(f"{a} x {b}")
         ax.legend(fontsize=7)
     fig.suptitle("Cross-domain control: distance between domains vs within each (paper Fig. 12)")
@@ -393,7 +400,7 @@ def distance_vs_entropy(table: pl.DataFrame, png: str, pdf: str) -> None:
         r = f"r = {stats.pearsonr(x, y).statistic:.2f}" if varied else "r undefined"
         ax.set_title(f"{domain}, {d['step'][0]}: {r} (n = {len(x)})")
         ax.set_xlabel("routing entropy, mean over MoE layers (nats)")
-        ax.set_ylabel(f"mean distance to other samples ({_distance_unit(d['level'][0])})")
+        ax.set_ylabel(f"mean distance to other samples ({distance_unit(d['level'][0])})")
     fig.suptitle("Pathway distance vs routing entropy per sample (paper Fig. 13)")
     fig.tight_layout()
     save(fig, png, pdf)

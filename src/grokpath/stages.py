@@ -1179,9 +1179,10 @@ def plot_memorized_counts(
 
 
 def plot_monitor_by_group(
-    model: str, steps: Mapping[str, int], monitors_table: str, monitor: str, png: str, pdf: str
+    model: str, steps: Mapping[str, int], monitors_table: str, monitor: str, png: str, pdf: str, level: str = "char"
 ) -> None:
-    """Fig 4 (monitor "pathway_distance") or Fig 6 ("pathway_consistency") per memorization group."""
+    """Fig 4 (monitor "pathway_distance") or Fig 6 ("pathway_consistency") per memorization group;
+    `level`: the distance level (the distance's unit)."""
     from grokpath import figures
 
     monitors = _monitors(model, monitors_table)
@@ -1190,7 +1191,7 @@ def plot_monitor_by_group(
             monitors,
             dict(steps),
             "mean_distance",
-            "mean pathway edit distance (characters)",
+            f"mean pathway edit distance ({figures.distance_unit(level)})",
             "Pathway distance within memorization groups, with group training loss (paper Fig. 4)",
             png,
             pdf,
@@ -1229,12 +1230,13 @@ def plot_accuracy_vs_monitors(
     moving_average: int,
     png: str,
     pdf: str,
+    level: str = "char",
 ) -> None:
     from grokpath import figures
 
     monitors = monitors_for_correlation(_monitors(model, monitors_table), moving_average)
     joined = _accuracy(model, item_tables, steps).join(monitors.drop("step_number"), on=["model", "step", "domain"])
-    figures.accuracy_vs_monitors(joined, dict(MONITOR_COLUMNS), png, pdf)
+    figures.accuracy_vs_monitors(joined, dict(MONITOR_COLUMNS), png, pdf, level)
 
 
 def plot_correlation_table(model: str, correlations: str, png: str, pdf: str) -> None:

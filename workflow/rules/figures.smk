@@ -56,6 +56,7 @@ rule plot_distance_groups:
     params:
         steps=steps_of,
         monitor="pathway_distance",
+        level=config["distance"]["level"],
     script:
         "../scripts/plot_monitor_by_group.py"
 
@@ -78,6 +79,7 @@ rule plot_consistency_groups:
     params:
         steps=steps_of,
         monitor="pathway_consistency",
+        level=config["distance"]["level"],
     script:
         "../scripts/plot_monitor_by_group.py"
 
@@ -168,6 +170,7 @@ if TASK_NAMES:
         params:
             steps=steps_of,
             moving_average=config["correlation"]["moving_average"],
+            level=config["distance"]["level"],
         script:
             "../scripts/plot_accuracy_vs_monitors.py"
 

@@ -10,4 +10,5 @@ with logged(snakemake.log[0]):
         moving_average=snakemake.params.moving_average,
         png=snakemake.output.png,
         pdf=snakemake.output.pdf,
+        level=snakemake.params.level,
     )

@@ -9,4 +9,5 @@ with logged(snakemake.log[0]):
         monitor=snakemake.params.monitor,
         png=snakemake.output.png,
         pdf=snakemake.output.pdf,
+        level=snakemake.params.level,
     )

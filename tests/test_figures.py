@@ -1,0 +1,70 @@
+"""Figure axes name the pathway distance's unit from the distance level: characters at "char",
+expert ids at "token"."""
+
+import polars as pl
+import pytest
+
+from grokpath import figures, stages, tables
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    """The figures the plotting functions save, instead of files."""
+    figs = []
+    monkeypatch.setattr(figures, "save", lambda fig, png, pdf: figs.append(fig))
+    return figs
+
+
+def _labels(fig) -> set[str]:
+    return {label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel()) if label}
+
+
+def _distance(level: str, **extra) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "model": "m",
+            "step": ["s1", "s2"],
+            "step_number": [10, 20],
+            "domain": "math",
+            "group": "all",
+            "layer": [0, 0],
+            "mean_distance": [5.0, 4.0],
+            "level": level,
+            **extra,
+        }
+    )
+
+
+@pytest.mark.parametrize(("level", "unit"), [("char", "characters"), ("token", "expert ids")])
+def test_distance_axes_name_the_unit_of_the_level(saved, tmp_path, level, unit):
+    figures.layerwise_distance(_distance(level), "a.png", "a.pdf")
+    figures.tau_ablation(_distance(level, tau=[0.7, 0.7]).with_columns(layer=None), "b.png", "b.pdf")
+    monitors = [
+        {
+            "model": "m",
+            "step": step,
+            "step_number": number,
+            "domain": "math",
+            "group": "pretrain@s1",
+            "n_samples": 3,
+            "mean_distance": distance,
+            "mean_consistency": 0.5,
+            "mean_training_loss": 1.0,
+            "validation_loss": 1.2,
+        }
+        for step, number, distance in (("s1", 10, 5.0), ("s2", 20, 4.0))
+    ]
+    tables.write(monitors, tmp_path / "monitors.parquet", tables.MONITORS_SCHEMA)
+    stages.plot_monitor_by_group(
+        "m", {"s1": 10, "s2": 20}, str(tmp_path / "monitors.parquet"), "pathway_distance", "c.png", "c.pdf", level
+    )
+    joined = pl.DataFrame({"task": "t", "step_number": [10, 20], "accuracy": [0.2, 0.6], "mean_distance": [5.0, 4.0]})
+    figures.accuracy_vs_monitors(joined, {"pathway_distance": "mean_distance"}, "d.png", "d.pdf", level)
+
+    layerwise, tau, groups, accuracy = (_labels(f) for f in saved)
+    assert f"mean edit distance ({unit})" in layerwise
+    assert f"mean pathway edit distance ({unit})" in tau
+    assert f"mean pathway edit distance ({unit})" in groups
+    assert f"pathway distance ({unit})" in accuracy
+    other = {"characters", "expert ids"} - {unit}
+    assert not any(o in label for o in other for f in saved for label in _labels(f))
