@@ -68,3 +68,9 @@ def test_distance_axes_name_the_unit_of_the_level(saved, tmp_path, level, unit):
     assert f"pathway distance ({unit})" in accuracy
     other = {"characters", "expert ids"} - {unit}
     assert not any(o in label for o in other for f in saved for label in _labels(f))
+
+
+def test_layerwise_figure_without_per_layer_rows_says_so(saved):
+    figures.layerwise_distance(_distance("char").with_columns(layer=None), "a.png", "a.pdf")
+    (fig,) = saved
+    assert "distance.layerwise: false" in fig.axes[0].texts[0].get_text()

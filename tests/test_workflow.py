@@ -259,6 +259,18 @@ def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
     }
 
 
+def test_turning_layerwise_distances_off_drops_fig5_and_reruns_no_ablation(workdir):
+    cfg = _cfg(workdir)
+    cfg.setdefault("distance", {})["layerwise"] = False
+    (workdir / "config" / "no_layers.yaml").write_text(yaml.safe_dump(cfg))
+    # a whole copy of the test config: merged with it or instead of it, layerwise is off
+    jobs = _planned_jobs(_snakemake(workdir, "-n", "--configfile", "config/no_layers.yaml"))
+    assert jobs["pathway_distance"] == 4
+    # Fig 5 would have nothing to plot; the ablations and controls do not read `layerwise`.
+    for rule in ("plot_layerwise_distance", "ablate_tau", "cross_domain_distance", "ablate_memorization"):
+        assert rule not in jobs, jobs
+
+
 def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir):
     wd = workdir
     cfg = _cfg(wd)

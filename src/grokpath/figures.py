@@ -163,7 +163,9 @@ def layerwise_distance(distance: pl.DataFrame, png: str, pdf: str) -> None:
     d = distance.filter(pl.col("layer").is_not_null() & (pl.col("group") == "all"))
     layers = sorted(d["layer"].unique().to_list())
     fig, axes = _panels(len(layers), width=3.2, height=3.0)
-    for ax, layer in zip(axes, layers, strict=True):
+    if not layers:
+        axes[0].text(0.5, 0.5, "no per-layer distances\n(distance.layerwise: false)", ha="center", va="center")
+    for ax, layer in zip(axes[: len(layers)], layers, strict=True):
         for (domain,), df in d.filter(pl.col("layer") == layer).group_by("domain", maintain_order=True):
             df = df.sort("step_number")
             ax.plot(df["step_number"], df["mean_distance"], marker="o", markersize=3, label=str(domain))

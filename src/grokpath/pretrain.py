@@ -366,7 +366,7 @@ def pretrain(
             cursor[name] += bs
             ids, mask = pad_batch([rows[i] for i in idx], tokenizer.pad_token_id)
             total = total + cfg.loss_weight[name] * _lm_loss(model, ids, mask, cfg.answer_weight[name]).mean()
-        if cfg.late_weight_decay is not None and step == cfg.late_from_step:
+        if cfg.late_weight_decay is not None and step == max(cfg.late_from_step, 1):  # 0: from the first step
             opt.param_groups[0]["weight_decay"] = cfg.late_weight_decay
         total.backward()
         if cfg.grokfast_lambda > 0:

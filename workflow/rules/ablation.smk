@@ -16,7 +16,7 @@ rule ablate_tau:
     params:
         checkpoint_ids=model_checkpoint_ids,
         taus=config["ablation"]["taus"],
-        settings=config["distance"],
+        settings=PAIR_SETTINGS,
         seed=config["seed"],
     script:
         "../scripts/ablate_tau.py"

@@ -11,9 +11,18 @@ DOMAINS = list(config["domains"])
 PRETRAIN_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "pretrain"]
 HUB_MODELS = [m for m, spec in MODELS.items() if spec["source"] == "hf"]
 KEEP_CHECKPOINTS = config["keep_checkpoints"]
-# The distance settings of the controls and the memorization ablation: not `layerwise`, whose
-# change must not rerun them.
+# The distance settings of the controls and the ablations: not `layerwise`, whose change must
+# not rerun them.
 PAIR_SETTINGS = {k: config["distance"][k] for k in ("level", "max_pairs")}
+
+
+def gpus(device):
+    """The `gpu` resource of a job whose model runs on `device`: 1 on CUDA, so that the SLURM
+    plugin asks for one (`sbatch --gpus=1`) and `--resources gpu=N` caps the jobs sharing N GPUs
+    on one machine; 0 (nothing asked) on the CPU."""
+    return 1 if device.startswith("cuda") else 0
+
+
 # The cross-domain control's domain pairs (Fig. 12): as configured, or every pair of domains.
 CROSS_DOMAINS = (
     [list(p) for p in config["controls"]["cross_domains"]]
@@ -249,6 +258,11 @@ FAMILY_OF = {d: TUNE["family"].get(d, d) for d in DOMAINS}
 TUNED_FAMILIES = (
     sorted({FAMILY_OF[t["domain"]] for t in EVAL_TASKS}) if TUNE["enabled"] else []
 )
+# What the tuning itself reads: a family's data comes in as a file, so editing the datasets or
+# the family map must not rerun (hours of GPU time) the families it leaves unchanged.
+TUNE_SETTINGS = {
+    k: v for k, v in TUNE.items() if k not in ("enabled", "family", "datasets")
+}
 
 
 def tune_dataset(wildcards):
@@ -376,9 +390,10 @@ def model_test_groups(wildcards):
 
 
 # Figures that need only the training-data monitors, and those that also need benchmarks.
+# Fig 5 plots the per-layer distances, which `distance.layerwise: false` does not compute.
 MONITOR_FIGURES = [
     "fig4_distance_groups",
-    "fig5_layerwise_distance",
+    *(["fig5_layerwise_distance"] if config["distance"]["layerwise"] else []),
     "fig6_consistency_groups",
     "fig13_distance_vs_entropy",
 ]

@@ -18,6 +18,7 @@ if TASK_NAMES and DECON["enabled"]:
         resources:
             mem_mb=4000,
             runtime=60,
+            gpu=gpus(config["extraction"]["device"]),
         params:
             settings=DECON,
             device=config["extraction"]["device"],

@@ -22,6 +22,7 @@ if TASK_NAMES:
         resources:
             mem_mb=4000,
             runtime=120,
+            gpu=gpus(config["evaluation"]["device"]),
         params:
             tasks=EVAL_TASKS,
             task_names=TASK_NAMES,
@@ -76,8 +77,9 @@ if TUNED_FAMILIES:
         resources:
             mem_mb=8000,
             runtime=240,
+            gpu=gpus(config["instruction_tune"]["device"]),
         params:
-            settings=TUNE,
+            settings=TUNE_SETTINGS,
             seed=config["seed"],
         script:
             "../scripts/instruction_tune.py"

@@ -25,6 +25,7 @@ rule extract_routing:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=gpus(config["extraction"]["device"]),
     params:
         domains=DOMAINS,
         settings=config["extraction"],
