@@ -43,7 +43,7 @@ given its free memory back (malloc_trim; Linux clear_refs resets the peak), and 
 
     python benchmarks/routing_overhead.py [--model default|large|olmoe|both] [--repeats 15] [--threads 1]
         [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--samples N] [--batch-size N]
-        [--vocab N] [--baseline-extraction FILE] [--cache-versions] [--profile]
+        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--cache-versions] [--profile]
 """
 
 from __future__ import annotations
@@ -192,9 +192,10 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
     shape = {**SHAPES[which], **({"vocab": args.vocab} if args.vocab else {})}
     n = args.samples or SAMPLES[which]
     batch_size = args.batch_size or BATCH[which]
-    token_ids = make_samples(n, LENGTHS[which], shape["vocab"], seed=args.seed)
+    lengths = tuple(args.lengths) if args.lengths else LENGTHS[which]
+    token_ids = make_samples(n, lengths, shape["vocab"], seed=args.seed)
     n_tokens = sum(len(t) for t in token_ids)
-    model = build(shape, LENGTHS[which][1], args.dtype, args.device, seed=args.seed)
+    model = build(shape, lengths[1], args.dtype, args.device, seed=args.seed)
     cuda = args.device.startswith("cuda")
     with tempfile.TemporaryDirectory(prefix="grokpath-routing-") as tmp:
         # Every pass writes into a fresh folder, removed after it was timed: Snakemake removes a
@@ -262,6 +263,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "samples": n,
         "tokens": n_tokens,
+        "lengths": list(lengths),
         "batch_size": batch_size,
         "wall_s": {k: [round(t, 4) for t in v] for k, v in wall.items()},
         "wall_s_median": {k: round(v, 4) for k, v in med.items()},
@@ -302,6 +304,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="samples per pass (default: 300 default, 32 large)")
     parser.add_argument("--batch-size", type=int, help="the stage's extraction.batch_size (default: 64, 16 large)")
     parser.add_argument("--vocab", type=int, help="vocabulary size (default: 300 default, 8192 large)")
+    parser.add_argument(
+        "--lengths", type=int, nargs=2, metavar=("MIN", "MAX"), help="sample lengths in tokens (default: per model)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-extraction", type=Path, help="another extraction.py to time as `baseline`")
     parser.add_argument("--profile", action="store_true", help="cProfile one extract pass after the warm-up")
