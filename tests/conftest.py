@@ -4,11 +4,33 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import OlmoeConfig, OlmoeForCausalLM
 
+from grokpath import checkpoints, stages, tables
 from grokpath.tokenizer import train_word_tokenizer
+
+# LoRA settings small and strong enough to lower a tiny model's loss in a few steps (the stage's
+# `instruction_tune` settings, on the CPU in float32).
+SMALL_LORA = {
+    "rank": 4,
+    "alpha": None,
+    "dropout": 0.0,
+    "lr": 1e-2,
+    "batch_size": 4,
+    "max_length": 32,
+    "epochs": 3,
+    "target_modules": ["q_proj", "k_proj", "v_proj"],
+    "max_examples": None,
+    "device": "cpu",
+    "dtype": "float32",
+}
+# Arithmetic texts for a word tokenizer and a checkpoint to read them with.
+SUMS = [f"{a} + {b} = {(a + b) % 7}" for a in range(7) for b in range(3)]
 
 
 def random_olmoe(tok, hidden: int = 32, layers: int = 3, seed: int = 0) -> OlmoeForCausalLM:
@@ -37,3 +59,32 @@ def tiny_olmoe():
     """A random 3-layer, 4-expert OLMoE with a word tokenizer."""
     tok = train_word_tokenizer(["a b c d e f g h", "1 2 3 4 5 + ="])
     return random_olmoe(tok), tok
+
+
+def local_checkpoint(tok, root: Path, hidden: int = 32, layers: int = 3, seed: int = 3) -> Path:
+    """A random OLMoE for `tok` saved in `root/src`, brought in as the `local` checkpoint `root/c1`."""
+    random_olmoe(tok, hidden=hidden, layers=layers, seed=seed).save_pretrained(root / "src")
+    tok.save_pretrained(root / "src")
+    checkpoints.materialize_folder(root / "src", root / "c1", "local", "1")
+    return root / "c1"
+
+
+def run_generate_eval(checkpoint, test_set, out: Path, name: str, settings: dict, **tuning) -> tuple[dict, list[str]]:
+    """`stages.run_lm_eval` of one local `generate` task (math_generate over `test_set`) on
+    `checkpoint`, writing under `out`: (its results JSON, the predictions in doc order)."""
+    json_out, items_out = out / f"{name}.json", out / f"{name}.samples.parquet"
+    stages.run_lm_eval(
+        "m",
+        "s1",
+        str(checkpoint),
+        [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
+        {"math": str(test_set)},
+        {"math_generate": str(json_out)},
+        {"math_generate": str(items_out)},
+        str(out / f"cache_{name}"),
+        settings,
+        0,
+        **tuning,
+    )
+    predictions = tables.read(items_out, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
+    return json.loads(json_out.read_text()), predictions

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_olmoe
+from conftest import SMALL_LORA, SUMS, local_checkpoint, random_olmoe, run_generate_eval
 from safetensors import safe_open
 
 from grokpath import checkpoints, extraction, samples, stages, tables
@@ -16,19 +16,8 @@ from grokpath.tokenizer import train_word_tokenizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-TEXTS = [f"{a} + {b} = {(a + b) % 7}" for a in range(7) for b in range(3)]
-EXAMPLES = [{"prompt": f"{a} + {b} =", "response": str((a + b) % 7)} for a in range(7) for b in range(3)]
-TUNE = {
-    "rank": 4,
-    "alpha": None,
-    "dropout": 0.0,
-    "lr": 1e-2,
-    "batch_size": 4,
-    "max_length": 32,
-    "epochs": 3,
-    "target_modules": ["q_proj", "k_proj", "v_proj"],
-    "max_examples": None,
-}
+TEXTS = SUMS
+EXAMPLES = [{"prompt": t.rsplit(" ", 1)[0], "response": t.rsplit(" ", 1)[1]} for t in SUMS]
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +27,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def checkpoint(tok, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    random_olmoe(tok, hidden=32, layers=3, seed=3).save_pretrained(root / "src")
-    tok.save_pretrained(root / "src")
-    checkpoints.materialize_folder(root / "src", root / "c1", "local", "1")
-    return root / "c1"
+    return local_checkpoint(tok, tmp_path_factory.mktemp("ckpt"))
 
 
 def _extract(model, tok, routing):
@@ -118,7 +103,7 @@ def test_lora_tuning_in_bfloat16_on_the_gpu_then_lm_eval_there(tok, checkpoint, 
     data = tmp_path / "math_instruct.jsonl"
     data.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
     tuned = tmp_path / "tuned"
-    settings = {**TUNE, "device": "cuda", "dtype": "bfloat16"}
+    settings = {**SMALL_LORA, "device": "cuda", "dtype": "bfloat16"}
     stages.instruction_tune("m", "c1", "math", str(checkpoint), str(data), settings, 0, str(tuned))
     manifest = checkpoints.read_manifest(tuned)
     losses = manifest["epoch_losses"]
@@ -140,22 +125,8 @@ def test_lora_tuning_in_bfloat16_on_the_gpu_then_lm_eval_there(tok, checkpoint, 
     )
 
     def evaluate(device, dtype):
-        name = f"{device}_{dtype}"
-        json_out, items_out = tmp_path / f"{name}.json", tmp_path / f"{name}.samples.parquet"
-        stages.run_lm_eval(
-            "m",
-            "c1",
-            str(tuned),
-            [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
-            {"math": str(test_set)},
-            {"math_generate": str(json_out)},
-            {"math_generate": str(items_out)},
-            str(tmp_path / f"cache_{name}"),
-            {"device": device, "dtype": dtype, "batch_size": 4},
-            0,
-        )
-        items = tables.read(items_out, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")
-        return json.loads(json_out.read_text()), items["prediction"].to_list()
+        settings = {"device": device, "dtype": dtype, "batch_size": 4}
+        return run_generate_eval(tuned, test_set, tmp_path, f"{device}_{dtype}", settings)
 
     res, gpu_predictions = evaluate("cuda", "float32")
     assert res["evaluated_model_sha"] == manifest["content_hash"]

@@ -7,12 +7,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from conftest import random_olmoe
+from conftest import SUMS, local_checkpoint, random_olmoe
 
-from grokpath import checkpoints, cli, distance, extraction, monitor, samples, stages, tables
+from grokpath import cli, distance, extraction, monitor, samples, stages, tables
 from grokpath.tokenizer import train_word_tokenizer
 
-TEXTS = [f"{a} + {b} = {(a + b) % 7}" for a in range(7) for b in range(3)]
+TEXTS = SUMS
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def checkpoint(tok, tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    random_olmoe(tok, hidden=32, layers=3, seed=3).save_pretrained(root / "src")
-    tok.save_pretrained(root / "src")
-    checkpoints.materialize_folder(root / "src", root / "c1", "local", "1")
-    return root / "c1"
+    return local_checkpoint(tok, tmp_path_factory.mktemp("ckpt"))
 
 
 def test_measure_equals_the_workflow_tables(tok, checkpoint, tmp_path):

@@ -2,24 +2,12 @@ import json
 
 import pytest
 import torch
-from conftest import random_olmoe
+from conftest import SMALL_LORA, local_checkpoint, random_olmoe, run_generate_eval
 
-from grokpath import checkpoints, stages, tables, tuning
+from grokpath import checkpoints, stages, tuning
 from grokpath.tokenizer import train_word_tokenizer
 
-SETTINGS = {
-    "rank": 4,
-    "alpha": None,
-    "dropout": 0.0,
-    "lr": 1e-2,
-    "batch_size": 4,
-    "max_length": 32,
-    "epochs": 3,
-    "target_modules": ["q_proj", "k_proj", "v_proj"],
-    "max_examples": None,
-    "device": "cpu",
-    "dtype": "float32",
-}
+SETTINGS = SMALL_LORA
 EXAMPLES = [{"prompt": f"{a} + {b} =", "response": str((a + b) % 5)} for a in range(5) for b in range(5)]
 
 
@@ -57,11 +45,7 @@ def test_lora_training_lowers_the_loss_and_merges(tok):
 
 
 def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
-    src = tmp_path / "src"
-    random_olmoe(tok, hidden=16, layers=2, seed=0).save_pretrained(src)
-    tok.save_pretrained(src)
-    ckpt = tmp_path / "ckpt"
-    checkpoints.materialize_folder(src, ckpt, "local", "1")
+    ckpt = local_checkpoint(tok, tmp_path, hidden=16, layers=2, seed=0)
     data = tmp_path / "math_instruct.jsonl"
     data.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
     tuned = tmp_path / "tuned"
@@ -78,23 +62,8 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
     )
 
     def run(checkpoint, name, **tuning):
-        """`run_lm_eval` of the generate task on `checkpoint`; (results JSON, per-item predictions)."""
-        json_out, items_out = tmp_path / f"{name}.json", tmp_path / f"{name}.samples.parquet"
-        stages.run_lm_eval(
-            "m",
-            "s1",
-            str(checkpoint),
-            [{"name": "math_generate", "domain": "math", "task": "generate", "num_fewshot": 0, "limit": None}],
-            {"math": str(test_set)},
-            {"math_generate": str(json_out)},
-            {"math_generate": str(items_out)},
-            str(tmp_path / f"cache_{name}"),
-            {"device": "cpu", "dtype": "float32", "batch_size": 4},
-            0,
-            **tuning,
-        )
-        predictions = tables.read(items_out, tables.EVAL_ITEMS_SCHEMA).sort("doc_id")["prediction"].to_list()
-        return json.loads(json_out.read_text()), predictions
+        cpu = {"device": "cpu", "dtype": "float32", "batch_size": 4}
+        return run_generate_eval(checkpoint, test_set, tmp_path, name, cpu, **tuning)
 
     res, evaluated = run(ckpt, "tuned", tuned={"math": str(tuned)}, family_of={"math": "math"})
     assert res["instruction_tuned"] == "math"
