@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import random_olmoe
+from conftest import local_checkpoint, random_olmoe, run_generate_eval
 
 from grokpath import evaluation
 from grokpath.tokenizer import train_word_tokenizer
@@ -106,3 +106,20 @@ def test_local_test_sets_are_checked_before_lm_eval_renders_them(row, kinds, mes
     evaluation.check_test_set([good], "t.jsonl", ("generate", "choice"))
     with pytest.raises(ValueError, match=rf"t.jsonl: row 2.*{message}"):
         evaluation.check_test_set([good, row], "t.jsonl", kinds)
+
+
+def test_a_new_model_under_the_same_checkpoint_id_gets_its_own_answers(tok, tmp_path):
+    """The stage's response cache is per evaluated model: a checkpoint retrained (or re-resolved,
+    or re-tuned) under the same id and cache folder is evaluated afresh, not answered from the
+    old model's cache."""
+    test_set = tmp_path / "math.test.jsonl"
+    test_set.write_text("".join(json.dumps(i) + "\n" for i in ITEMS))
+    cpu = {"device": "cpu", "dtype": "float32", "batch_size": 4}
+    old = local_checkpoint(tok, tmp_path / "old", hidden=16, layers=2, seed=0)
+    new = local_checkpoint(tok, tmp_path / "new", hidden=16, layers=2, seed=11)
+    (tmp_path / "fresh").mkdir()
+    _, before = run_generate_eval(old, test_set, tmp_path, "same", cpu)
+    _, new_alone = run_generate_eval(new, test_set, tmp_path / "fresh", "same", cpu)
+    assert new_alone != before  # the two models answer differently
+    _, after = run_generate_eval(new, test_set, tmp_path, "same", cpu)  # the old model's cache folder
+    assert after == new_alone

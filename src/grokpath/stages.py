@@ -445,7 +445,11 @@ def run_lm_eval(
         torch.manual_seed(seed)
         evaluated = base if folder == str(Path(checkpoint)) else checkpoints.read_manifest(folder)
         net, tokenizer = extraction.load_checkpoint(folder, settings["device"], settings["dtype"])
-        suffix = f"_{evaluated['family']}" if tuned else ""
+        sha = checkpoints.checkpoint_sha(evaluated)
+        # lm-eval's response cache is keyed by the request alone: one per evaluated model and
+        # dtype, so that a checkpoint retrained, re-resolved or re-tuned under the same id (or
+        # run in another dtype) never gets another model's answers back.
+        suffix = (f"_{evaluated['family']}" if tuned else "") + f"-{sha[:16]}-{settings['dtype']}"
         results = evaluation.evaluate(
             net,
             tokenizer,
@@ -457,7 +461,6 @@ def run_lm_eval(
             seed,
             allow_code_execution=settings.get("allow_code_execution", False),
         )
-        sha = checkpoints.checkpoint_sha(evaluated)
         for spec in group:
             res = results[spec.name]
             rows = [
