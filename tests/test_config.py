@@ -269,6 +269,11 @@ def test_lm_eval_task_names_are_checked_with_the_config(tmp_path, monkeypatch):
     cfg["evaluation"] = {"allow_code_execution": True}
     validate_config(copy.deepcopy(cfg))
     index = evaluation.task_index()
-    assert index["humaneval_plus"] is True
-    assert index["commonsense_qa"] is False
+    assert index["humaneval_plus"]["unsafe_code"] is True
+    assert index["commonsense_qa"]["unsafe_code"] is False
+    # groups and tags run several tasks; each benchmark here is one task with per-item accuracy
+    for name, kind, member in (("ai2_arc", "tag", "arc_easy"), ("mmlu_stem", "group", "mmlu_stem_tasks")):
+        cfg["domains"]["math"]["tasks"] = [{"name": "t", "task": name}]
+        with pytest.raises(ConfigError, match=rf"'{name}' is an lm-eval {kind} of several tasks.*'{member}'"):
+            validate_config(copy.deepcopy(cfg))
     assert "grokpath_competition_math" in index  # the local task YAMLs too

@@ -89,22 +89,31 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grokpath"
 
 
-def task_index() -> dict[str, bool]:
-    """{lm-eval task, group or tag name: whether it runs the model's generated code}, lm-eval's
-    own tasks and the local YAMLs. Indexing them takes ~5 s, and the config check asks on every
-    Snakemake start, so the index is cached on disk per lm-eval version and local YAML content."""
+def task_index() -> dict[str, dict[str, Any]]:
+    """{lm-eval task, group or tag name: {"kind": "task", "py_task", "group" or "tag",
+    "unsafe_code": whether it runs the model's generated code, "members": a group's or tag's
+    tasks}}, lm-eval's own and the local YAMLs. Indexing them takes ~5 s, and the config check asks
+    on every Snakemake start, so the index is cached on disk per lm-eval version and local YAML
+    content."""
     local = b"".join(p.name.encode() + p.read_bytes() for p in sorted(TASKS_DIR.iterdir()) if p.is_file())
-    cache = _cache_dir() / f"lm_eval_tasks-{_lm_eval_version()}-{hashlib.sha256(local).hexdigest()[:16]}.json"
+    digest = hashlib.sha256(local).hexdigest()[:16]
+    cache = _cache_dir() / f"lm_eval_tasks-v2-{_lm_eval_version()}-{digest}.json"
     try:
         return json.loads(cache.read_text())
     except (OSError, ValueError):
         pass
     from lm_eval.tasks import TaskManager
 
-    index = {
-        name: bool((getattr(entry, "cfg", None) or {}).get("unsafe_code", False))
-        for name, entry in TaskManager(include_path=str(TASKS_DIR)).task_index.items()
-    }
+    index = {}
+    for name, entry in TaskManager(include_path=str(TASKS_DIR)).task_index.items():
+        cfg = getattr(entry, "cfg", None) or {}
+        kind = getattr(getattr(entry, "kind", None), "name", "TASK").lower()
+        members = cfg.get("task", []) if kind == "group" else getattr(entry, "tags", []) if kind == "tag" else []
+        index[name] = {
+            "kind": kind,
+            "unsafe_code": bool(cfg.get("unsafe_code", False)),
+            "members": sorted(m for m in (members if isinstance(members, list | set) else []) if isinstance(m, str)),
+        }
     with contextlib.suppress(OSError):  # a read-only home: index again next time
         write_json(cache, index)
     return index
@@ -124,7 +133,14 @@ def check_task_names(names: Sequence[str], allow_code_execution: bool | None = N
             raise ValueError(
                 f"unknown benchmark task {name!r}: neither a local kind {sorted(LOCAL_KINDS)} nor an lm-eval task{hint}"
             )
-        if allow_code_execution is False and index[name]:
+        if index[name]["kind"] in ("group", "tag"):
+            members = index[name]["members"]
+            raise ValueError(
+                f"benchmark task {name!r} is an lm-eval {index[name]['kind']} of several tasks, and each "
+                f"benchmark here needs one accuracy per item; name its tasks one by one"
+                + (f" (its tasks: {members[:6]}{' ...' if len(members) > 6 else ''})" if members else "")
+            )
+        if allow_code_execution is False and index[name]["unsafe_code"]:
             raise ValueError(
                 f"benchmark task {name!r} runs the model's generated programs on this machine; "
                 f"set evaluation.allow_code_execution: true to allow it"
