@@ -66,3 +66,10 @@ def test_two_hop_answers_compose_one_hop_facts():
 def test_too_few_held_out_items_is_an_error():
     with pytest.raises(ValueError, match="held-out items"):
         synthetic.modular_arithmetic(0, 5, 0.9, n_test=10, n_validation=10)
+
+
+def test_more_programs_than_the_statements_allow_is_an_error_not_a_hang():
+    # one statement: a variable (5) and a value (10), so 50 programs at most
+    with pytest.raises(ValueError, match=r"code_programs: 100 distinct programs of 1 statement\(s\).*only 50 exist"):
+        synthetic.program_execution(0, 100, 1, 0.8, 10, 10)
+    assert len(synthetic.program_execution(0, 50, 1, 0.6, 10, 10).train) == 30

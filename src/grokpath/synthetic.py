@@ -126,9 +126,21 @@ def program_execution(
     """A small program-like language; generalising means executing programs never seen."""
     rng = np.random.default_rng([seed, 2])
     seen: dict[str, str] = {}
+    # Few statements allow few distinct programs (one statement: 50): give up once draws stop
+    # finding new ones, far past where the last of n_programs would turn up by chance.
+    stale, patience = 0, 50 * n_programs + 10_000
     while len(seen) < n_programs:
         prompt, answer = _program(rng, n_statements)
-        seen.setdefault(prompt, answer)
+        if prompt not in seen:
+            seen[prompt], stale = answer, 0
+            continue
+        stale += 1
+        if stale > patience:
+            raise ValueError(
+                f"config key pretrain.data.code_programs: {n_programs} distinct programs of {n_statements} "
+                f"statement(s) cannot be generated (only {len(seen)} exist); allowed: at most {len(seen)}, "
+                "or more code_statements"
+            )
     items = sorted(seen.items())
     pool = [str(v) for v in range(10)]
     train, test, validation = _split_items(rng, items, train_fraction, n_test, n_validation, pool, "code", n_choices)
