@@ -27,6 +27,10 @@ def check_template(template: str) -> None:
     for _, name, _, _ in parsed:
         if name is not None and (not name or not name.isidentifier()):
             raise ValueError(f"{template!r}: {{{name}}} names no field; write a row field, e.g. {{instruction}}")
+    try:  # rows' values become text (format_rows): conversions and format specs must apply to text
+        template.format(**{name: "text" for _, name, _, _ in parsed if name})
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{template!r} cannot format a row's text fields: {error}") from None
 
 
 def format_rows(
