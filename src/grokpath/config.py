@@ -268,6 +268,17 @@ def _check_checkpoint_locations(alias: str, model: dict[str, Any]) -> None:
         )
 
 
+def pretrain_domain_sizes(config: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """{domain: {"samples": n_samples, "validation": n_validation}} of the domains that take their
+    texts from a pretrain series' generated data: checked when the data is generated, before the
+    series trains, not when the samples are frozen after it."""
+    return {
+        d: {"samples": spec["n_samples"], "validation": spec["n_validation"]}
+        for d, spec in config["domains"].items()
+        if spec["source"] == "pretrain"
+    }
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}

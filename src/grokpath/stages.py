@@ -42,12 +42,22 @@ def pretrain_tiny_moe(
     trajectory: str,
     summary: str,
     live: str | None = None,
+    sizes: Mapping[str, Mapping[str, int]] | None = None,
 ) -> None:
+    """Train the embedded series; `sizes` ({domain: {"samples": n, "validation": n}}): what the
+    config's domains will take from its data, checked before training."""
     from grokpath.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig.from_dict({**settings, "seed": seed})
     pretrain(
-        cfg, model, Path(checkpoints_dir), Path(data_dir), Path(trajectory), Path(summary), Path(live) if live else None
+        cfg,
+        model,
+        Path(checkpoints_dir),
+        Path(data_dir),
+        Path(trajectory),
+        Path(summary),
+        Path(live) if live else None,
+        sizes,
     )
 
 
