@@ -61,3 +61,17 @@ def test_restore_refuses_a_changed_source(series):
     with pytest.raises(ValueError, match="no longer matches the manifest"):
         checkpoints.ensure_weights(dest)
     assert (dest / checkpoints.RELEASED).exists()  # still marked: nothing half-restored is trusted
+
+
+def test_a_dense_model_is_refused_when_it_is_downloaded(tmp_path):
+    """Its family is checked when the checkpoint is brought in, not after every download and load."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from grokpath import stages
+
+    cfg = LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "dense")
+    message = r"model type 'llama' \(config.json\) is not a supported MoE family; supported: olmoe"
+    with pytest.raises(ValueError, match=message):
+        stages.download_checkpoint("local", str(tmp_path / "dense"), "1", str(tmp_path / "ckpt"))
+    assert not (tmp_path / "ckpt" / checkpoints.MANIFEST).exists()  # not a complete checkpoint

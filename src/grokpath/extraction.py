@@ -21,24 +21,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from grokpath.families import SCORING, SUPPORTED
 from grokpath.samples import token_sha256
 
 log = logging.getLogger(__name__)
 
 ROUTING_MODES = ("full", "topk")
-# How each family turns router logits into expert scores: the "full" routing distribution is that
-# score over all experts, normalised to sum to one. DeepSeek-V3 scores experts with a sigmoid
-# (its bias correction and group limits only choose the top-k, so they stay out of the scores).
-SCORING = {
-    "olmoe": "softmax",
-    "mixtral": "softmax",
-    "qwen2_moe": "softmax",
-    "qwen3_moe": "softmax",
-    "deepseek_v2": "softmax",
-    "deepseek_v3": "sigmoid",
-    "gpt_oss": "softmax",
-}
-SUPPORTED_FAMILIES = tuple(SCORING)
+SUPPORTED_FAMILIES = SUPPORTED
 _ROUTER_NAMES = ("gate", "router")  # GPT-OSS calls its router `mlp.router`
 
 

@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grokpath import checkpoints, devices, distance, io, memorization, pathways, samples, tables
+from grokpath import checkpoints, devices, distance, families, io, memorization, pathways, samples, tables
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,11 @@ def download_checkpoint(source: str, origin: str, revision: str, dest: str, keep
         hub.download_checkpoint(origin, revision, Path(dest), keep_cache=keep_cache)
     else:
         checkpoints.materialize_folder(Path(origin), Path(dest), source, revision)
+    try:  # a family whose routing cannot be read fails here, not after every download and load
+        families.check_folder(dest)
+    except ValueError:
+        (Path(dest) / checkpoints.MANIFEST).unlink(missing_ok=True)  # not a complete checkpoint
+        raise
 
 
 def release_checkpoint(checkpoint: str, out: str) -> None:
