@@ -73,3 +73,10 @@ def test_tuned_checkpoint_is_what_gets_evaluated(tok, tmp_path):
     # The answers are the tuned model's: the same as evaluating its folder directly, not the base's.
     assert evaluated == run(tuned, "direct")[1]
     assert evaluated != run(ckpt, "base")[1]
+
+
+def test_examples_without_a_response_token_within_max_length_are_refused(tok):
+    model = random_olmoe(tok, hidden=16, layers=2, seed=0)
+    examples = tuning.read_examples(EXAMPLES, "mem")
+    with pytest.raises(ValueError, match=r"no instruction example keeps a response token within .*max_length=4"):
+        tuning.lora_finetune(model, tok, examples, {**SETTINGS, "max_length": 4}, seed=0)

@@ -59,6 +59,19 @@ def lora_finetune(
     """Train a LoRA adapter and return the merged model and the mean loss of each epoch."""
     from peft import LoraConfig, get_peft_model
 
+    encoded = [_encode(tokenizer, p, r, settings["max_length"]) for p, r in examples]
+    # An example whose prompt fills max_length has no response token left to learn from: all of
+    # them would give a NaN loss and an unchanged "tuned" model.
+    kept = [e for e in encoded if any(label != -100 for label in e[1])]
+    if not kept:
+        raise ValueError(
+            f"no instruction example keeps a response token within instruction_tune.max_length="
+            f"{settings['max_length']}: every prompt fills it; allowed: a max_length above the prompts' length"
+        )
+    if len(kept) < len(encoded):
+        dropped = len(encoded) - len(kept)
+        log.warning("%d of %d examples have no response token within max_length: left out", dropped, len(encoded))
+    encoded = kept
     torch.manual_seed(seed)
     config = LoraConfig(
         r=settings["rank"],
@@ -74,7 +87,6 @@ def lora_finetune(
     device = next(peft_model.parameters()).device
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings["lr"])
-    encoded = [_encode(tokenizer, p, r, settings["max_length"]) for p, r in examples]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rng = np.random.default_rng(seed)
     bs = settings["batch_size"]
