@@ -72,3 +72,25 @@ def test_good_file(tmp_path):
     path = tmp_path / "s.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     assert samples.read_texts(path) == TEXTS
+
+
+def test_a_hub_domains_test_set_is_checked_before_its_datasets_are_streamed(tmp_path):
+    from conftest import SUMS, local_checkpoint
+
+    from grokpath import stages
+
+    tok = train_word_tokenizer(SUMS)
+    ckpt = local_checkpoint(tok, tmp_path)
+    (tmp_path / "test.jsonl").write_text("")
+    settings = {
+        "source": "hf",
+        "n_samples": 4,
+        "n_validation": 2,
+        # a dataset that cannot be reached (the tests are offline): streaming would fail on it
+        "dataset": {"path": "nobody/nothing"},
+        "validation_dataset": {"path": "nobody/nothing"},
+        "test_path": str(tmp_path / "test.jsonl"),
+    }
+    outs = [str(tmp_path / f"{k}.parquet") for k in ("s", "v")] + [str(tmp_path / "t.jsonl")]
+    with pytest.raises(ValueError, match=r"test.jsonl: the test set is empty"):
+        stages.prepare_samples("m", "math", settings, 0, 64, None, str(ckpt), *outs)

@@ -9,6 +9,8 @@ itself shows whether the series groks: training loss flat long before test accur
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -358,9 +360,14 @@ def pretrain(
         model.train()
 
     def save(step: int) -> None:
-        target = ckpt_dir / f"step{step:06d}"
-        model.save_pretrained(target)
-        tokenizer.save_pretrained(target)
+        # Written beside its place, then renamed into it: a step folder that exists is complete,
+        # also for a caller outside Snakemake whose run was killed mid-save.
+        target, partial = ckpt_dir / f"step{step:06d}", ckpt_dir / f".step{step:06d}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
 
     start = time.perf_counter()
     evaluate(0)

@@ -144,6 +144,18 @@ def prepare_instructions(family: str, source: Mapping[str, Any], out: str) -> No
 
 
 # ---------------------------------------------------------------- prepare_samples
+def _check_test_set(test_path: Path | None) -> None:
+    """A domain's test set: not empty, and every row has what its task kinds read."""
+    if test_path is None:
+        return
+    from grokpath import evaluation
+
+    items = io.read_jsonl(test_path)
+    if not items:
+        raise ValueError(f"{test_path}: the test set is empty")
+    evaluation.check_test_set(items, test_path)
+
+
 def prepare_samples(
     model: str,
     domain: str,
@@ -169,6 +181,8 @@ def prepare_samples(
     texts: dict[str, list[str]] = {}
     origin: dict[str, Any] = {}
     if settings["source"] == "hf":
+        test_path = Path(settings["test_path"]) if "test_path" in settings else None
+        _check_test_set(test_path)  # before the datasets are streamed
         # Streamed: only as many rows as the selection needs are read (see hfdata).
         for split, key, n in (
             ("samples", "dataset", settings["n_samples"]),
@@ -177,7 +191,6 @@ def prepare_samples(
             # long texts are only skipped while streaming when they would be refused anyway
             limit = max_tokens if too_long == "refuse" else None
             texts[split], origin[split] = _stream_domain(settings[key], n, seed, limit, tokenizer)
-        test_path = Path(settings["test_path"]) if "test_path" in settings else None
     else:
         if settings["source"] == "pretrain":
             assert source_dir is not None
@@ -187,15 +200,9 @@ def prepare_samples(
         else:
             paths = {"samples": Path(settings["samples_path"]), "validation": Path(settings["validation_path"])}
             test_path = Path(settings["test_path"]) if "test_path" in settings else None
+        _check_test_set(test_path)
         for split, path in paths.items():
             texts[split], origin[split] = samples.read_texts(path, field), str(path)
-    if test_path is not None:
-        from grokpath import evaluation
-
-        items = io.read_jsonl(test_path)
-        if not items:
-            raise ValueError(f"{test_path}: the test set is empty")
-        evaluation.check_test_set(items, test_path)
     for split, n, out in (
         ("samples", settings["n_samples"], out_samples),
         ("validation", settings["n_validation"], out_validation),
