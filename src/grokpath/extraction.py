@@ -27,7 +27,6 @@ from grokpath.samples import token_sha256
 log = logging.getLogger(__name__)
 
 ROUTING_MODES = ("full", "topk")
-SUPPORTED_FAMILIES = SUPPORTED
 _ROUTER_NAMES = ("gate", "router")  # GPT-OSS calls its router `mlp.router`
 
 
@@ -61,7 +60,7 @@ def moe_gates(model: torch.nn.Module) -> list[tuple[int, torch.nn.Module]]:
         name = type(model).__name__
         raise ValueError(
             f"{name} has no MoE router (model.model.layers[i].mlp.gate or .router); supported families: "
-            f"{', '.join(SUPPORTED_FAMILIES)}"
+            f"{', '.join(SUPPORTED)}"
         )
     return gates
 
@@ -70,9 +69,7 @@ def scoring(model: torch.nn.Module) -> str:
     """The family's scoring rule ("softmax" or "sigmoid"); unknown families are refused."""
     family = getattr(getattr(model, "config", None), "model_type", None)
     if family not in SCORING:
-        raise ValueError(
-            f"model type {family!r} is not a supported MoE family; supported: {', '.join(SUPPORTED_FAMILIES)}"
-        )
+        raise ValueError(f"model type {family!r} is not a supported MoE family; supported: {', '.join(SUPPORTED)}")
     return SCORING[family]
 
 

@@ -343,7 +343,7 @@ def memorization_ablation(ablation: pl.DataFrame, parameter: str, png: str, pdf:
                 transform=ax.transAxes,
             )
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"mean pathway edit distance ({distance_unit(d['level'][0])})")
+        ax.set_ylabel(f"mean pathway edit distance ({_table_unit(d)})")
         ax.set_title(domain)
         ax.legend(fontsize=7)
     figure = "10" if parameter == "eps" else "11"
@@ -376,7 +376,7 @@ def cross_domain(cross: pl.DataFrame, within: pl.DataFrame, png: str, pdf: str) 
             w = within.filter(pl.col("domain") == domain).sort("step_number")
             ax.plot(w["step_number"], w["mean_distance"], color=color, linestyle="--", label=f"within {domain}")
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"mean pathway edit distance ({distance_unit(d['level'][0])})")
+        ax.set_ylabel(f"mean pathway edit distance ({_table_unit(d)})")
         ax.set_title(f"{a} x {b}")
         ax.legend(fontsize=7)
     fig.suptitle("Cross-domain control: distance between domains vs within each (paper Fig. 12)")
@@ -402,7 +402,7 @@ def distance_vs_entropy(table: pl.DataFrame, png: str, pdf: str) -> None:
         r = f"r = {stats.pearsonr(x, y).statistic:.2f}" if varied else "r undefined"
         ax.set_title(f"{domain}, {d['step'][0]}: {r} (n = {len(x)})")
         ax.set_xlabel("routing entropy, mean over MoE layers (nats)")
-        ax.set_ylabel(f"mean distance to other samples ({distance_unit(d['level'][0])})")
+        ax.set_ylabel(f"mean distance to other samples ({_table_unit(d)})")
     fig.suptitle("Pathway distance vs routing entropy per sample (paper Fig. 13)")
     fig.tight_layout()
     save(fig, png, pdf)

@@ -144,8 +144,9 @@ def prepare_instructions(family: str, source: Mapping[str, Any], out: str) -> No
 
 
 # ---------------------------------------------------------------- prepare_samples
-def _check_test_set(test_path: Path | None) -> None:
-    """A domain's test set: not empty, and every row has what its task kinds read."""
+def _check_test_set(test_path: str | Path | None, kinds: Sequence[str] = ()) -> None:
+    """A domain's test set: not empty, every row with a prompt and well-typed fields
+    (evaluation.check_test_set), and the fields of each of `kinds`, the local kinds that read it."""
     if test_path is None:
         return
     from grokpath import evaluation
@@ -153,7 +154,7 @@ def _check_test_set(test_path: Path | None) -> None:
     items = io.read_jsonl(test_path)
     if not items:
         raise ValueError(f"{test_path}: the test set is empty")
-    evaluation.check_test_set(items, test_path)
+    evaluation.check_test_set(items, test_path, kinds)
 
 
 def prepare_samples(
@@ -457,7 +458,7 @@ def run_lm_eval(
         if spec.task in evaluation.LOCAL_KINDS:
             local_kinds.setdefault(spec.domain, []).append(spec.task)
     for domain, kinds in local_kinds.items():
-        evaluation.check_test_set(io.read_jsonl(test_sets[domain]), test_sets[domain], kinds)
+        _check_test_set(test_sets[domain], kinds)
     base = checkpoints.ensure_weights(checkpoint)
     by_model: dict[str, list[evaluation.TaskSpec]] = {}
     for spec in specs:
