@@ -6,7 +6,7 @@ import pytest
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from grokpath import distance
+from grokpath import distance, levenshtein
 
 
 def _levenshtein(a, b):
@@ -97,8 +97,10 @@ def test_upper_triangle_in_row_blocks_counts_each_pair_once(n, rows):
         "-".join(",".join(map(str, rng.permutation(12)[: rng.integers(1, 6)])) for _ in range(3)) for _ in range(n)
     ]
     expected = sum(_levenshtein(a, b) for a, b in itertools.combinations(strings, 2))
-    assert distance.sum_upper_triangle(strings, workers=1, rows=rows) == expected
-    assert distance.sum_upper_triangle(strings, workers=2, rows=rows) == expected
+    assert distance.rapidfuzz_upper_triangle(strings, workers=1, rows=rows) == expected
+    assert distance.rapidfuzz_upper_triangle(strings, workers=2, rows=rows) == expected
+    assert distance.sum_upper_triangle(strings, workers=1) == expected
+    assert distance.sum_upper_triangle(strings, workers=2) == expected
 
 
 def test_all_pairs_mean_equals_the_full_matrix_mean():
@@ -132,7 +134,7 @@ def test_score_hint_only_for_long_strings():
 def test_score_hint_never_changes_a_distance(hint):
     strings = _long_pathways(14, 1)
     expected = sum(_levenshtein(a, b) for a, b in itertools.combinations(strings, 2))
-    assert distance.sum_upper_triangle(strings, workers=1, rows=5, hint=hint) == expected
+    assert distance.rapidfuzz_upper_triangle(strings, workers=1, rows=5, hint=hint) == expected
 
 
 def test_long_strings_mean_and_subsample_are_exact():
@@ -206,8 +208,8 @@ def test_per_sample_mean_distance_to_the_others():
 
 def test_all_cores_means_the_cores_this_process_may_use(monkeypatch):
     # A SLURM job confined to 2 of a node's 64 CPUs runs 2 rapidfuzz workers, not 64.
-    monkeypatch.setattr(distance.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    monkeypatch.setattr(distance.os, "cpu_count", lambda: 64)
-    assert distance._workers(-1) == 2
-    assert distance._workers(3) == 3
+    monkeypatch.setattr(levenshtein.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(levenshtein.os, "cpu_count", lambda: 64)
+    assert levenshtein.threads(-1) == 2
+    assert levenshtein.threads(3) == 3
     assert distance._block_rows(-1) == 256
