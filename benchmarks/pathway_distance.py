@@ -127,8 +127,10 @@ def main() -> None:
     parser.add_argument("--max-pairs", type=int, default=500_000, help="the stage's distance.max_pairs")
     parser.add_argument("--baseline-pairs", type=int, default=200, help="pairs for the pure-Python programme")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=-1, help="rapidfuzz workers (-1: all cores)")
-    parser.add_argument("--before", action="store_true", help="also time the previous full-matrix implementation")
+    parser.add_argument(
+        "--workers", type=int, default=-1, help="threads of either kernel (-1: the CPUs this process may use)"
+    )
+    parser.add_argument("--before", action="store_true", help="also time the two previous implementations")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

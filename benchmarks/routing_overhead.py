@@ -19,9 +19,7 @@ job does: its old outputs are removed before it runs).
 
 The headline is the median over repeats of extract / bare, in wall time (the issue's goal: at most
 1.05x on CPU), next to the ratio of the two passes' median times; extract / loss isolates what
-capturing the routing adds to the pass that computes the loss anyway. `--cache-versions` previews
-a proposed change outside this benchmark: `tables.versions()` (package versions written into every
-table's metadata, read from the installed distributions at each write) cached for the process.
+capturing the routing adds to the pass that computes the loss anyway.
 CPU time (`time.process_time`, all threads of this process) is reported next to wall time: on a
 machine shared with other jobs it is the steadier of the two.
 
@@ -43,7 +41,7 @@ given its free memory back (malloc_trim; Linux clear_refs resets the peak), and 
 
     python benchmarks/routing_overhead.py [--model default|large|olmoe|both] [--repeats 15] [--threads 1]
         [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--samples N] [--batch-size N]
-        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--cache-versions] [--profile]
+        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--profile]
 """
 
 from __future__ import annotations
@@ -56,7 +54,6 @@ import argparse
 import contextlib
 import cProfile
 import ctypes
-import functools
 import importlib.util
 import json
 import platform
@@ -74,7 +71,7 @@ import numpy as np
 import torch
 from transformers import OlmoeConfig, OlmoeForCausalLM
 
-from grokpath import extraction, stages, tables
+from grokpath import extraction, stages
 
 PAD_ID = 0
 SHAPES = {
@@ -310,12 +307,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-extraction", type=Path, help="another extraction.py to time as `baseline`")
     parser.add_argument("--profile", action="store_true", help="cProfile one extract pass after the warm-up")
-    parser.add_argument(
-        "--cache-versions", action="store_true", help="preview: tables.versions() cached (a proposed change)"
-    )
     args = parser.parse_args()
-    if args.cache_versions:
-        tables.versions = functools.cache(tables.versions)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: no CUDA device in this torch ({torch.__version__})")
     torch.set_num_threads(args.threads)
@@ -324,10 +316,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     cuda = args.device.startswith("cuda")
-    print(
-        f"\n{args.device}, {args.dtype}, {args.threads} torch thread(s), medians of {args.repeats} repeats"
-        + (", tables.versions() cached" if args.cache_versions else "")
-    )
+    print(f"\n{args.device}, {args.dtype}, {args.threads} torch thread(s), medians of {args.repeats} repeats")
     print(
         f"{'model':8} {'tokens':>7} {'pass':9} {'wall s':>8} {'cpu s':>8} {'tokens/s':>9} {'peak RSS MiB':>13}"
         + (f" {'peak GPU MiB':>13}" if cuda else "")
@@ -361,7 +350,6 @@ def main() -> None:
         "dtype": args.dtype,
         "threads": args.threads,
         "repeats": args.repeats,
-        "cache_versions": args.cache_versions,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"
         + (f", {torch.cuda.get_device_name()}" if cuda else ""),
         "torch": torch.__version__,

@@ -6,7 +6,7 @@ import pytest
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from grokpath import distance, levenshtein
+from grokpath import distance
 
 
 def _levenshtein(a, b):
@@ -208,8 +208,8 @@ def test_per_sample_mean_distance_to_the_others():
 
 def test_all_cores_means_the_cores_this_process_may_use(monkeypatch):
     # A SLURM job confined to 2 of a node's 64 CPUs runs 2 rapidfuzz workers, not 64.
-    monkeypatch.setattr(levenshtein.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    monkeypatch.setattr(levenshtein.os, "cpu_count", lambda: 64)
-    assert levenshtein.threads(-1) == 2
-    assert levenshtein.threads(3) == 3
+    monkeypatch.setattr(distance.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(distance.os, "cpu_count", lambda: 64)
+    assert distance._workers(-1) == 2
+    assert distance._workers(3) == 3
     assert distance._block_rows(-1) == 256

@@ -3,6 +3,7 @@ test_distance.py), on the lengths where the bit-parallel words change: empty, on
 around one and two 64-bit words, and paper-sized pathways."""
 
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def _matrix(a, b):
 def test_pair_sums_equal_rapidfuzz(n, alphabet):
     rng = random.Random(n)
     strings = _random_strings(rng, n, alphabet)
-    assert levenshtein.pair_sums(strings, workers=2).tolist() == _matrix(strings, strings).sum(axis=1).tolist()
+    assert levenshtein.pair_sums(strings, threads=2).tolist() == _matrix(strings, strings).sum(axis=1).tolist()
 
 
 def test_pair_sums_every_pair_on_its_own():
@@ -35,16 +36,16 @@ def test_pair_sums_every_pair_on_its_own():
     rng = random.Random(7)
     for _ in range(200):
         a, b = _random_strings(rng, 2, "0123456789,-")
-        assert levenshtein.pair_sums([a, b], workers=1).tolist() == [Levenshtein.distance(a, b)] * 2
+        assert levenshtein.pair_sums([a, b], threads=1).tolist() == [Levenshtein.distance(a, b)] * 2
 
 
 def test_cross_sum_equals_rapidfuzz():
     rng = random.Random(3)
     a = _random_strings(rng, 40, "0123,-")
     b = _random_strings(rng, 9, "0123,-")
-    assert levenshtein.cross_sum(a, b, workers=2) == int(_matrix(a, b).sum())
-    assert levenshtein.cross_sum(b, a, workers=1) == int(_matrix(a, b).sum())
-    assert levenshtein.cross_sum(a, [], workers=1) == 0
+    assert levenshtein.cross_sum(a, b, threads=2) == int(_matrix(a, b).sum())
+    assert levenshtein.cross_sum(b, a, threads=1) == int(_matrix(a, b).sum())
+    assert levenshtein.cross_sum(a, [], threads=1) == 0
 
 
 def test_more_symbols_than_a_byte_go_to_rapidfuzz():
@@ -73,8 +74,8 @@ def test_paper_sized_pathways():
     assert distance.sum_upper_triangle(strings) == int(np.triu(matrix, 1).sum())
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
-def test_pair_distances_equal_rapidfuzz_in_the_given_order(workers):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pair_distances_equal_rapidfuzz_in_the_given_order(threads):
     rng = random.Random(11)
     strings = _random_strings(rng, 50, "0123456789,-")
     nprng = np.random.default_rng(0)
@@ -82,7 +83,7 @@ def test_pair_distances_equal_rapidfuzz_in_the_given_order(workers):
     i = np.concatenate([nprng.integers(0, 50, 300), [4, 4, 9]])
     j = np.concatenate([nprng.integers(0, 3, 150), nprng.integers(0, 50, 150), [7, 7, 9]])
     expected = process.cpdist([strings[k] for k in i], [strings[k] for k in j], scorer=Levenshtein.distance)
-    assert levenshtein.pair_distances(strings, i, j, workers).tolist() == expected.tolist()
+    assert levenshtein.pair_distances(strings, i, j, threads).tolist() == expected.tolist()
     assert levenshtein.pair_distances(strings, i[:0], j[:0]).tolist() == []
 
 
@@ -103,7 +104,21 @@ def test_distance_gives_rapidfuzz_results_through_the_lanes(call, monkeypatch):
     strings = [
         "-".join(",".join(map(str, rng.permutation(64)[: rng.integers(2, 12)])) for _ in range(6)) for _ in range(45)
     ]
+    monkeypatch.setattr(distance, "_LANES_MIN_WORK", 0)  # every set through the lanes
     lanes = call(strings)
     monkeypatch.setattr(levenshtein, "MAX_SYMBOLS", 1)  # every set is too wide: rapidfuzz
     assert levenshtein.pair_sums(strings) is None
     assert call(strings) == lanes
+
+
+def test_small_sets_do_not_load_numba(monkeypatch):
+    monkeypatch.delitem(sys.modules, "grokpath.levenshtein")
+    small = ["1,2-3,4"] * 300  # the embedded default's size
+    assert distance._lanes(small, distance.n_pairs(300)) is None
+    assert "grokpath.levenshtein" not in sys.modules
+    assert distance.mean_pairwise(small) == (distance.n_pairs(300), 0.0)
+    assert "grokpath.levenshtein" not in sys.modules
+    paper = ["0," * 490] * 2500
+    assert distance._lanes(paper, distance.n_pairs(2500)) is sys.modules["grokpath.levenshtein"]
+    # loaded once, it serves small sets too (the per-layer distances after a group's)
+    assert distance._lanes(small, 1) is not None

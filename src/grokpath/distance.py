@@ -1,28 +1,32 @@
 """Pathway distance: Levenshtein distance between pathway strings, averaged over sample pairs.
 
-Every pair of a set (all pairs of a group, of two domains, or of each string with all the others)
-goes through `levenshtein`, the bit-parallel kernel run for 32 patterns at once across cores: each
-pair computed once, exact, memory at one block of 32 rows, about 2.8x faster than rapidfuzz's
-one-pair kernel on paper-sized pathways (benchmarks/pathway_distance.py). Strings with more than
-256 distinct characters (token level past 255 experts) take rapidfuzz's `cdist`, one block of rows
-at a time. Above `max_pairs` a seeded random subset of pairs goes through rapidfuzz's `cpdist`.
-No Python loop touches a pair.
+Large sets of pairs (all pairs of a paper-sized group, a seeded subset of them, two domains' pairs,
+each string against the others) go through `levenshtein`, the bit-parallel kernel run for 32
+patterns at once across cores, about 3x faster than rapidfuzz's one-pair kernel on paper-sized
+pathways (benchmarks/pathway_distance.py); each pair is computed once, exactly, and memory stays at
+one block of 32 rows. Small sets, whose time would not pay for loading numba (`_lanes`), and
+strings with more than 256 distinct characters (token level past 255 experts) take rapidfuzz:
+`cdist` one block of rows at a time, `cpdist` for listed pairs. The results are the same integers
+either way. No Python loop touches a pair.
 
-rapidfuzz gets a `score_hint` for long strings (paper-sized pathways: ~1,000 characters), the
-largest distance of a fixed sample of pairs: it then prunes the bit-parallel blocks that cannot lie
-on a path that short, about 1.5x faster. The result is exact whatever the hint: the few pairs
-farther apart are recomputed with the hint doubled (cheaper than a wider band for every pair).
+rapidfuzz gets a `score_hint` for long strings, the largest distance of a fixed sample of pairs:
+it then prunes the bit-parallel blocks that cannot lie on a path that short, about 1.5x faster.
+The result is exact whatever the hint: the few pairs farther apart are recomputed with the hint
+doubled (cheaper than a wider band for every pair).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from grokpath import levenshtein
 from grokpath.pathways import EXPERT_SEP, LAYER_SEP, parse
 
 LEVELS = ("char", "token")
@@ -51,16 +55,43 @@ def n_pairs(n: int) -> int:
     return n * (n - 1) // 2
 
 
+def _workers(workers: int) -> int:
+    """`workers`, or below 1 the CPUs this process may run on: rapidfuzz's -1 takes every CPU of
+    the machine, while a SLURM job (or `taskset`) is confined to the CPUs it was given."""
+    if workers >= 1:
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# The lane kernel costs about 0.35 s once per process (importing numba and loading the compiled
+# kernel from its cache; about 1 s more to compile it on a machine's first use). It pays from about
+# this much work, pairs x characters x 64-bit words (rapidfuzz: ~1.2 ns each on paper-sized
+# pathways), so the small sets of the embedded default never load it.
+_LANES_MIN_WORK = 5e8
+
+
+def _lanes(strings: Sequence[str], pairs: int) -> ModuleType | None:
+    """`levenshtein` when `pairs` pairs of `strings` are worth its fixed cost, or it is loaded
+    already (the per-layer distances after a group's); None: rapidfuzz. Only speed depends on it."""
+    if "grokpath.levenshtein" not in sys.modules:
+        longest = max(map(len, strings), default=0)
+        if pairs * longest * (longest // 64 + 1) < _LANES_MIN_WORK:
+            return None
+    return importlib.import_module("grokpath.levenshtein")
+
+
 def _kernel(workers: int, hint: int | None) -> dict:
     """The keyword arguments of every cdist / cpdist call: exact integer Levenshtein distances on
-    `levenshtein.threads(workers)` threads, banded by `hint` (see `score_hint`)."""
-    threads = levenshtein.threads(workers)
-    return {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": threads, "score_hint": hint}
+    `_workers(workers)` threads, banded by `hint` (see `score_hint`)."""
+    return {"scorer": Levenshtein.distance, "dtype": np.int32, "workers": _workers(workers), "score_hint": hint}
 
 
 def _block_rows(workers: int) -> int:
     """Rows per cdist call: enough to keep every worker busy (cdist splits the rows among them)."""
-    return max(256, 8 * levenshtein.threads(workers))
+    return max(256, 8 * _workers(workers))
 
 
 # Strings up to one machine word take rapidfuzz's single-word kernel, which has no band to prune.
@@ -84,7 +115,8 @@ def score_hint(strings: Sequence[str]) -> int | None:
 def sum_upper_triangle(strings: Sequence[str], workers: int = -1) -> int:
     """Sum of the Levenshtein distances over all unordered pairs i < j (exact, integer)."""
     strings = list(strings)
-    sums = levenshtein.pair_sums(strings, workers)
+    lanes = _lanes(strings, n_pairs(len(strings)))
+    sums = lanes.pair_sums(strings, _workers(workers)) if lanes else None
     if sums is not None:
         return int(sums.sum()) // 2  # each pair is in the sums of both its strings
     return rapidfuzz_upper_triangle(strings, workers, hint=score_hint(strings))
@@ -142,7 +174,8 @@ def mean_cross(
     if total == 0:
         return 0, None
     if max_pairs is None or total <= max_pairs:
-        s = levenshtein.cross_sum(a, b, workers)
+        lanes = _lanes(a + b, total)
+        s = lanes.cross_sum(a, b, _workers(workers)) if lanes else None
         if s is None:
             kwargs, rows = _kernel(workers, score_hint(a + b)), _block_rows(workers)
             blocks = (process.cdist(a[r : r + rows], b, **kwargs) for r in range(0, len(a), rows))
@@ -163,7 +196,8 @@ def per_sample_mean(
     if n < 2:
         return np.full(n, np.nan), np.zeros(n, dtype=np.int64)
     if partners is None or partners >= n - 1:
-        sums = levenshtein.pair_sums(strings, workers)
+        lanes = _lanes(strings, n_pairs(n))
+        sums = lanes.pair_sums(strings, _workers(workers)) if lanes else None
         if sums is None:
             kwargs, rows = _kernel(workers, score_hint(strings)), _block_rows(workers)
             sums = np.concatenate(
@@ -185,7 +219,8 @@ def per_sample_mean(
 def _listed_pairs(strings: Sequence[str], i: np.ndarray, j: np.ndarray, workers: int) -> np.ndarray:
     """Distances of the pairs (strings[i[k]], strings[j[k]]) [len(i)]: `levenshtein.pair_distances`,
     or rapidfuzz's cpdist past its 256 symbols."""
-    d = levenshtein.pair_distances(strings, i, j, workers)
+    lanes = _lanes(strings, len(i))
+    d = lanes.pair_distances(strings, i, j, _workers(workers)) if lanes else None
     if d is None:
         kwargs = _kernel(workers, score_hint(strings))
         d = np.asarray(process.cpdist([strings[k] for k in i], [strings[k] for k in j], **kwargs), dtype=np.int64)

@@ -18,7 +18,6 @@ share one loop: the rows past a pattern's end feed only the rows after them, nev
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -157,18 +156,7 @@ def _listed_pairs(text, lengths, n_symbols, patterns, texts, out):  # pragma: no
         k = stop
 
 
-def threads(workers: int) -> int:
-    """`workers`, or below 1 the CPUs this process may run on: rapidfuzz's -1 takes every CPU of
-    the machine, while a SLURM job (or `taskset`) is confined to the CPUs it was given."""
-    if workers >= 1:
-        return workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def pair_sums(strings: Sequence[str], workers: int = -1) -> np.ndarray | None:
+def pair_sums(strings: Sequence[str], threads: int = 1) -> np.ndarray | None:
     """Each string's sum of Levenshtein distances to all the others [n] (int64), each unordered
     pair computed once; None past `MAX_SYMBOLS` distinct characters."""
     codes = alphabet_codes(strings)
@@ -191,14 +179,14 @@ def pair_sums(strings: Sequence[str], workers: int = -1) -> np.ndarray | None:
         return start, out.sum(axis=0)[: stop - start], out.sum(axis=1)
 
     # the first blocks hold the most pairs: submitted first, they leave the short ones for the end
-    with ThreadPoolExecutor(threads(workers)) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         for start, per_pattern, per_text in pool.map(block, range(0, n - 1, LANES)):
             sums[start : start + per_pattern.size] += per_pattern
             sums[start + 1 :] += per_text
     return sums
 
 
-def cross_sum(a: Sequence[str], b: Sequence[str], workers: int = -1) -> int | None:
+def cross_sum(a: Sequence[str], b: Sequence[str], threads: int = 1) -> int | None:
     """Sum of the Levenshtein distances of every pair (x, y), x in `a`, y in `b`; None past
     `MAX_SYMBOLS` distinct characters."""
     codes = alphabet_codes(list(a) + list(b))
@@ -215,11 +203,11 @@ def cross_sum(a: Sequence[str], b: Sequence[str], workers: int = -1) -> int | No
         _block(pattern_text, pattern_lengths, np.arange(start, stop), len(codes), text, lengths, 0, out)
         return int(out[:, : stop - start].sum())
 
-    with ThreadPoolExecutor(threads(workers)) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         return sum(pool.map(block, range(0, len(a), LANES)))
 
 
-def pair_distances(strings: Sequence[str], i: np.ndarray, j: np.ndarray, workers: int = -1) -> np.ndarray | None:
+def pair_distances(strings: Sequence[str], i: np.ndarray, j: np.ndarray, threads: int = 1) -> np.ndarray | None:
     """The Levenshtein distance of each listed pair (strings[i[k]], strings[j[k]]) [len(i)] (int64),
     like rapidfuzz's cpdist but by index; None past `MAX_SYMBOLS` distinct characters.
 
@@ -236,14 +224,13 @@ def pair_distances(strings: Sequence[str], i: np.ndarray, j: np.ndarray, workers
     order = np.argsort(j, kind="stable")
     patterns, texts = i[order], j[order]
     sorted_out = np.empty(i.size, dtype=np.int64)
-    n_threads = threads(workers)
-    bounds = np.linspace(0, i.size, 4 * n_threads + 1).astype(np.int64)
+    bounds = np.linspace(0, i.size, 4 * threads + 1).astype(np.int64)
 
     def chunk(c: int) -> None:
         lo, hi = bounds[c], bounds[c + 1]
         _listed_pairs(text, lengths, len(codes), patterns[lo:hi], texts[lo:hi], sorted_out[lo:hi])
 
-    with ThreadPoolExecutor(n_threads) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         list(pool.map(chunk, range(bounds.size - 1)))
     out[order] = sorted_out
     return out
