@@ -9,6 +9,17 @@ from rapidfuzz.distance import Levenshtein
 from grokpath import distance
 
 
+@pytest.fixture(autouse=True, params=["lanes", "rapidfuzz"])
+def route(request, monkeypatch):
+    """Every test here through both kernels: the lane kernel for every set, however small, and
+    rapidfuzz for every set (which one a set takes otherwise depends on its size)."""
+    if request.param == "lanes":
+        monkeypatch.setattr(distance, "_LANES_MIN_WORK", 0)
+    else:
+        monkeypatch.setattr(distance, "_lanes", lambda *_: None)
+    return request.param
+
+
 def _levenshtein(a, b):
     """Textbook dynamic programme, the reference for the fast path."""
     prev = list(range(len(b) + 1))

@@ -10,6 +10,7 @@ import pytest
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+import grokpath
 from grokpath import distance, levenshtein
 
 LENGTHS = [0, 1, 2, 5, 63, 64, 65, 127, 128, 129, 200, 1000]
@@ -113,12 +114,39 @@ def test_distance_gives_rapidfuzz_results_through_the_lanes(call, monkeypatch):
 
 def test_small_sets_do_not_load_numba(monkeypatch):
     monkeypatch.delitem(sys.modules, "grokpath.levenshtein")
+    monkeypatch.delattr(grokpath, "levenshtein")  # both restored afterwards: one module object
     small = ["1,2-3,4"] * 300  # the embedded default's size
-    assert distance._lanes(small, distance.n_pairs(300)) is None
+    assert distance._lanes(small, distance.n_pairs(300), 2) is None
     assert "grokpath.levenshtein" not in sys.modules
     assert distance.mean_pairwise(small) == (distance.n_pairs(300), 0.0)
     assert "grokpath.levenshtein" not in sys.modules
     paper = ["0," * 490] * 2500
-    assert distance._lanes(paper, distance.n_pairs(2500)) is sys.modules["grokpath.levenshtein"]
+    assert distance._lanes(paper[:100], distance.n_pairs(100), 1) is None
+    # the threshold grows with the threads rapidfuzz would share the work among
+    assert distance._lanes(paper[:400], distance.n_pairs(400), 16) is None
+    assert distance._lanes(paper[:400], distance.n_pairs(400), 1) is sys.modules["grokpath.levenshtein"]
     # loaded once, it serves small sets too (the per-layer distances after a group's)
-    assert distance._lanes(small, 1) is not None
+    assert distance._lanes(small, 1, 2) is not None
+
+
+def test_numba_that_cannot_load_leaves_rapidfuzz(monkeypatch, caplog):
+    monkeypatch.delitem(sys.modules, "grokpath.levenshtein")
+    monkeypatch.delattr(grokpath, "levenshtein")
+    monkeypatch.setattr(distance, "_lanes_failed", False)
+
+    def no_cache(name):
+        raise RuntimeError("cannot cache function '_block': no locator available for file '...'")
+
+    monkeypatch.setattr(distance.importlib, "import_module", no_cache)
+    paper = ["0," * 490, "1," * 490] * 1250
+    assert distance._lanes(paper, distance.n_pairs(2500), 2) is None
+    assert "rapidfuzz computes every pair" in caplog.text
+    small = ["1,2-3", "2,1-3", "5-6"]
+    assert distance.mean_pairwise(small) == (3, np.triu(_matrix(small, small), 1).sum() / 3)
+
+
+def test_sequences_that_are_not_lists():
+    strings = np.array(["1,2-3", "2,1-3", "5-6", "5-6,7"])
+    expected = distance.mean_pairwise(list(strings))
+    assert distance.mean_pairwise(strings) == expected
+    assert distance.mean_pairwise(strings, max_pairs=3, seed=1) == distance.mean_pairwise(list(strings), 3, seed=1)

@@ -4,7 +4,7 @@ Large sets of pairs (all pairs of a paper-sized group, a seeded subset of them, 
 each string against the others) go through `levenshtein`, the bit-parallel kernel run for 32
 patterns at once across cores, about 3x faster than rapidfuzz's one-pair kernel on paper-sized
 pathways (benchmarks/pathway_distance.py); each pair is computed once, exactly, and memory stays at
-one block of 32 rows. Small sets, whose time would not pay for loading numba (`_lanes`), and
+one block of 32 rows per thread. Small sets, whose time would not pay for loading numba (`_lanes`), and
 strings with more than 256 distinct characters (token level past 255 experts) take rapidfuzz:
 `cdist` one block of rows at a time, `cpdist` for listed pairs. The results are the same integers
 either way. No Python loop touches a pair.
@@ -18,6 +18,7 @@ doubled (cheaper than a wider band for every pair).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from grokpath.pathways import EXPERT_SEP, LAYER_SEP, parse
+
+log = logging.getLogger(__name__)
 
 LEVELS = ("char", "token")
 # Token level: each expert id becomes one private-use character, the layer boundary another, so
@@ -66,21 +69,31 @@ def _workers(workers: int) -> int:
         return os.cpu_count() or 1
 
 
-# The lane kernel costs about 0.35 s once per process (importing numba and loading the compiled
-# kernel from its cache; about 1 s more to compile it on a machine's first use). It pays from about
-# this much work, pairs x characters x 64-bit words (rapidfuzz: ~1.2 ns each on paper-sized
-# pathways), so the small sets of the embedded default never load it.
-_LANES_MIN_WORK = 5e8
+# The lane kernel costs about 0.35 s once per process, on one thread (importing numba and loading
+# the compiled kernel from its cache; about 1 s more to compile it on a machine's first use). It
+# pays from about this much work per thread, pairs x characters x 64-bit words (rapidfuzz: ~1.2 ns
+# each on paper-sized pathways), so the small sets of the embedded default never load it.
+_LANES_MIN_WORK = 2.5e8
+_lanes_failed = False
 
 
-def _lanes(strings: Sequence[str], pairs: int) -> ModuleType | None:
-    """`levenshtein` when `pairs` pairs of `strings` are worth its fixed cost, or it is loaded
-    already (the per-layer distances after a group's); None: rapidfuzz. Only speed depends on it."""
+def _lanes(strings: Sequence[str], pairs: int, workers: int) -> ModuleType | None:
+    """`levenshtein` when `pairs` pairs of `strings` are worth its fixed cost on `workers` threads,
+    or it is loaded already (the per-layer distances after a group's); None: rapidfuzz, also where
+    numba cannot load (no writable cache folder). Only speed depends on it."""
+    global _lanes_failed
+    if _lanes_failed:
+        return None
     if "grokpath.levenshtein" not in sys.modules:
         longest = max(map(len, strings), default=0)
-        if pairs * longest * (longest // 64 + 1) < _LANES_MIN_WORK:
+        if pairs * longest * max(1, -(-longest // 64)) < _LANES_MIN_WORK * workers:
             return None
-    return importlib.import_module("grokpath.levenshtein")
+    try:
+        return importlib.import_module("grokpath.levenshtein")
+    except (ImportError, RuntimeError) as error:  # numba: "cannot cache function ... no locator available"
+        _lanes_failed = True
+        log.warning("pathway distance: the lane kernel cannot load (%s); rapidfuzz computes every pair", error)
+        return None
 
 
 def _kernel(workers: int, hint: int | None) -> dict:
@@ -115,7 +128,7 @@ def score_hint(strings: Sequence[str]) -> int | None:
 def sum_upper_triangle(strings: Sequence[str], workers: int = -1) -> int:
     """Sum of the Levenshtein distances over all unordered pairs i < j (exact, integer)."""
     strings = list(strings)
-    lanes = _lanes(strings, n_pairs(len(strings)))
+    lanes = _lanes(strings, n_pairs(len(strings)), _workers(workers))
     sums = lanes.pair_sums(strings, _workers(workers)) if lanes else None
     if sums is not None:
         return int(sums.sum()) // 2  # each pair is in the sums of both its strings
@@ -151,6 +164,7 @@ def mean_pairwise(
 
     Returns (number of pairs used, mean); the mean is None for fewer than two strings.
     """
+    strings = list(strings)
     n = len(strings)
     total = n_pairs(n)
     if total == 0:
@@ -174,7 +188,7 @@ def mean_cross(
     if total == 0:
         return 0, None
     if max_pairs is None or total <= max_pairs:
-        lanes = _lanes(a + b, total)
+        lanes = _lanes(a + b, total, _workers(workers))
         s = lanes.cross_sum(a, b, _workers(workers)) if lanes else None
         if s is None:
             kwargs, rows = _kernel(workers, score_hint(a + b)), _block_rows(workers)
@@ -196,7 +210,7 @@ def per_sample_mean(
     if n < 2:
         return np.full(n, np.nan), np.zeros(n, dtype=np.int64)
     if partners is None or partners >= n - 1:
-        lanes = _lanes(strings, n_pairs(n))
+        lanes = _lanes(strings, n_pairs(n), _workers(workers))
         sums = lanes.pair_sums(strings, _workers(workers)) if lanes else None
         if sums is None:
             kwargs, rows = _kernel(workers, score_hint(strings)), _block_rows(workers)
@@ -217,9 +231,10 @@ def per_sample_mean(
 
 
 def _listed_pairs(strings: Sequence[str], i: np.ndarray, j: np.ndarray, workers: int) -> np.ndarray:
-    """Distances of the pairs (strings[i[k]], strings[j[k]]) [len(i)]: `levenshtein.pair_distances`,
-    or rapidfuzz's cpdist past its 256 symbols."""
-    lanes = _lanes(strings, len(i))
+    """Distances of the pairs (strings[i[k]], strings[j[k]]) [len(i)]: `levenshtein.pair_distances`
+    where `_lanes` says so and the strings have at most 256 symbols, else rapidfuzz's cpdist."""
+    strings = list(strings)
+    lanes = _lanes(strings, len(i), _workers(workers))
     d = lanes.pair_distances(strings, i, j, _workers(workers)) if lanes else None
     if d is None:
         kwargs = _kernel(workers, score_hint(strings))

@@ -34,7 +34,7 @@ _WORD = 64
 
 def alphabet_codes(strings: Sequence[str]) -> dict[str, int] | None:
     """Each distinct character's code, or None when there are more than `MAX_SYMBOLS`."""
-    symbols = sorted(set().union(*map(set, strings))) if strings else []
+    symbols = sorted(set().union(*map(set, strings))) if len(strings) else []
     if len(symbols) > MAX_SYMBOLS:
         return None
     return {ch: k for k, ch in enumerate(symbols)}
@@ -53,10 +53,10 @@ def encode(strings: Sequence[str], codes: dict[str, int]) -> tuple[np.ndarray, n
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _patterns(pm, rows, text, lengths, ids):  # pragma: no cover
-    """Fill pm [words, symbols, LANES] with the match masks of patterns `ids` (lane l: pattern
-    ids[l]; the lanes past len(ids) stay empty) and rows [words, LANES] with each lane's rows 0..m-1."""
+    """Set in pm [words, symbols, LANES], all zero on entry, the match masks of patterns `ids`
+    (lane l: pattern ids[l]; the lanes past len(ids) stay empty), and rows [words, LANES] to each
+    lane's rows 0..m-1."""
     one = np.uint64(1)
-    pm[:, :, :] = 0
     rows[:, :] = 0
     for lane in range(ids.shape[0]):
         p = ids[lane]
@@ -72,6 +72,16 @@ def _patterns(pm, rows, text, lengths, ids):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _unset(pm, text, lengths, ids):  # pragma: no cover
+    """Zero pm again where `_patterns` set it for `ids`: cheaper than clearing the whole table, which
+    for short strings of many symbols costs more than the pass."""
+    for lane in range(ids.shape[0]):
+        p = ids[lane]
+        for i in range(lengths[p]):
+            pm[i // _WORD, text[p, i], lane] = 0
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def _popcount(x):  # pragma: no cover
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
@@ -80,9 +90,9 @@ def _popcount(x):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _against_text(pm, rows, codes, n, vp, vn, hp_in, hn_in, out):  # pragma: no cover
-    """out[l] = distance(pattern of lane l, the text `codes[:n]`); vp, vn, hp_in, hn_in: scratch."""
-    words = pm.shape[0]
+def _against_text(pm, rows, words, codes, n, vp, vn, hp_in, hn_in, out):  # pragma: no cover
+    """out[l] = distance(pattern of lane l, the text `codes[:n]`), the patterns within the first
+    `words` words of pm; vp, vn, hp_in, hn_in: scratch."""
     one = np.uint64(1)
     top = np.uint64(_WORD - 1)
     vp[:, :] = ~np.uint64(0)  # column 0: D[i][0] = i, every vertical delta +1
@@ -122,7 +132,7 @@ def _block(pattern_text, pattern_lengths, ids, n_symbols, text, lengths, first, 
     for p in ids:
         longest = max(longest, pattern_lengths[p])
     words = (longest + _WORD - 1) // _WORD
-    pm = np.empty((words, n_symbols, LANES), dtype=np.uint64)
+    pm = np.zeros((words, n_symbols, LANES), dtype=np.uint64)
     rows = np.empty((words, LANES), dtype=np.uint64)
     _patterns(pm, rows, pattern_text, pattern_lengths, ids)
     vp = np.empty((words, LANES), dtype=np.uint64)
@@ -130,15 +140,15 @@ def _block(pattern_text, pattern_lengths, ids, n_symbols, text, lengths, first, 
     hp_in = np.empty(LANES, dtype=np.uint64)
     hn_in = np.empty(LANES, dtype=np.uint64)
     for j in range(first, text.shape[0]):
-        _against_text(pm, rows, text[j], lengths[j], vp, vn, hp_in, hn_in, out[j - first])
+        _against_text(pm, rows, words, text[j], lengths[j], vp, vn, hp_in, hn_in, out[j - first])
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _listed_pairs(text, lengths, n_symbols, patterns, texts, out):  # pragma: no cover
     """out[k] = distance(pattern patterns[k], text texts[k]), the pairs sorted by text: each run of
-    up to LANES pairs with one text is one pass."""
+    up to LANES pairs with one text is one pass, over as many words as its longest pattern needs."""
     words = max(1, (lengths.max() + _WORD - 1) // _WORD)
-    pm = np.empty((words, n_symbols, LANES), dtype=np.uint64)
+    pm = np.zeros((words, n_symbols, LANES), dtype=np.uint64)
     rows = np.empty((words, LANES), dtype=np.uint64)
     vp = np.empty((words, LANES), dtype=np.uint64)
     vn = np.empty((words, LANES), dtype=np.uint64)
@@ -151,8 +161,12 @@ def _listed_pairs(text, lengths, n_symbols, patterns, texts, out):  # pragma: no
         stop = k + 1
         while stop < patterns.shape[0] and stop - k < LANES and texts[stop] == j:
             stop += 1
+        longest = 1
+        for p in patterns[k:stop]:
+            longest = max(longest, lengths[p])
         _patterns(pm, rows, text, lengths, patterns[k:stop])
-        _against_text(pm, rows, text[j], lengths[j], vp, vn, hp_in, hn_in, result)
+        _against_text(pm, rows, (longest + _WORD - 1) // _WORD, text[j], lengths[j], vp, vn, hp_in, hn_in, result)
+        _unset(pm, text, lengths, patterns[k:stop])
         out[k:stop] = result[: stop - k]
         k = stop
 
