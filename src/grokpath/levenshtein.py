@@ -53,9 +53,9 @@ def encode(strings: Sequence[str], codes: dict[str, int]) -> tuple[np.ndarray, n
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _patterns(pm, rows, text, lengths, ids):  # pragma: no cover
-    """Set in pm [words, symbols, LANES], all zero on entry, the match masks of patterns `ids`
-    (lane l: pattern ids[l]; the lanes past len(ids) stay empty), and rows [words, LANES] to each
-    lane's rows 0..m-1."""
+    """Set in pm [words, symbols, LANES], zero on entry in the words the patterns span, the match
+    masks of patterns `ids` (lane l: pattern ids[l]; the lanes past len(ids) stay empty), and rows
+    [words, LANES] to each lane's rows 0..m-1."""
     one = np.uint64(1)
     rows[:, :] = 0
     for lane in range(ids.shape[0]):
@@ -69,16 +69,6 @@ def _patterns(pm, rows, text, lengths, ids):  # pragma: no cover
                 rows[w, lane] = ~np.uint64(0)
             elif m > lo:
                 rows[w, lane] = (one << np.uint64(m - lo)) - one
-
-
-@numba.njit(cache=True, nogil=True, boundscheck=False)
-def _unset(pm, text, lengths, ids):  # pragma: no cover
-    """Zero pm again where `_patterns` set it for `ids`: cheaper than clearing the whole table, which
-    for short strings of many symbols costs more than the pass."""
-    for lane in range(ids.shape[0]):
-        p = ids[lane]
-        for i in range(lengths[p]):
-            pm[i // _WORD, text[p, i], lane] = 0
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -164,9 +154,10 @@ def _listed_pairs(text, lengths, n_symbols, patterns, texts, out):  # pragma: no
         longest = 1
         for p in patterns[k:stop]:
             longest = max(longest, lengths[p])
+        run_words = (longest + _WORD - 1) // _WORD
+        pm[:run_words] = 0  # the words this run reads; a contiguous clear beats unsetting each bit
         _patterns(pm, rows, text, lengths, patterns[k:stop])
-        _against_text(pm, rows, (longest + _WORD - 1) // _WORD, text[j], lengths[j], vp, vn, hp_in, hn_in, result)
-        _unset(pm, text, lengths, patterns[k:stop])
+        _against_text(pm, rows, run_words, text[j], lengths[j], vp, vn, hp_in, hn_in, result)
         out[k:stop] = result[: stop - k]
         k = stop
 
