@@ -8,7 +8,7 @@ characters, 16 words) even with its band, so the paper's all-pairs group of 2,50
 character together, so every step is one operation on `LANES` independent words: numba (LLVM)
 compiles the lane loop to vector instructions, and the independent lanes hide the carry chain's
 latency that bounds the one-pair kernel. It computes the whole matrix (no band), and is still
-about 3x faster per pair (5.9 against 18.9 us on one core): exact by construction, with no cut-off
+about 3x faster per pair (6.0 against 19.1 us on one core): exact by construction, with no cut-off
 to retry. numba compiles the kernel on first use (about 1 s) into its cache beside this file, which
 later processes load (where this file's folder is read-only: ~/.cache/numba, or NUMBA_CACHE_DIR).
 
