@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import OlmoeConfig, OlmoeForCausalLM
 
-from grokpath import checkpoints, stages, tables
+from grokpath import checkpoints, samples, stages, tables
 from grokpath.tokenizer import train_word_tokenizer
 
 # LoRA settings small and strong enough to lower a tiny model's loss in a few steps (the stage's
@@ -67,6 +67,52 @@ def local_checkpoint(tok, root: Path, hidden: int = 32, layers: int = 3, seed: i
     tok.save_pretrained(root / "src")
     checkpoints.materialize_folder(root / "src", root / "c1", "local", "1")
     return root / "c1"
+
+
+@pytest.fixture(scope="session")
+def sums_tok():
+    """A word tokenizer of SUMS."""
+    return train_word_tokenizer(SUMS)
+
+
+@pytest.fixture(scope="session")
+def sums_checkpoint(sums_tok, tmp_path_factory):
+    """A random OLMoE for `sums_tok`, brought in as a local checkpoint."""
+    return local_checkpoint(sums_tok, tmp_path_factory.mktemp("ckpt"))
+
+
+def extract_sums(tok, checkpoint: Path, out: Path, device: str = "cpu") -> dict[str, str]:
+    """`stages.extract_routing` of the SUMS samples (and their first 4 as the validation split) on
+    `checkpoint`, domain "math", into `out`: the paths of the two sample tables it read ("samples",
+    "validation") and of the routing, loss, vloss and routers files it wrote."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: str(out / f"{k}.parquet") for k in ("samples", "validation", "routing", "loss", "vloss")}
+    paths["routers"] = str(out / "routers.safetensors")
+    for split, texts in (("samples", SUMS), ("validation", SUMS[:4])):
+        manifest = samples.build_manifest(texts, tok, "m", "math", split, len(texts), 0, 64)
+        tables.write(manifest, paths[split], tables.SAMPLES_SCHEMA)
+    settings = {
+        "threads": 1,
+        "device": device,
+        "dtype": "float32",
+        "batch_size": 5,
+        "routing": "full",
+        "max_tokens": 64,
+    }
+    stages.extract_routing(
+        "m",
+        "c1",
+        str(checkpoint),
+        {"math": paths["samples"]},
+        {"math": paths["validation"]},
+        {"math": paths["routing"]},
+        {"math": paths["loss"]},
+        {"math": paths["vloss"]},
+        paths["routers"],
+        settings,
+        0,
+    )
+    return paths
 
 
 def run_generate_eval(checkpoint, test_set, out: Path, name: str, settings: dict, **tuning) -> tuple[dict, list[str]]:
