@@ -162,7 +162,7 @@ def _scores(
             for idx in length_batches([len(r) for r in ids], batch_size):
                 batch, mask = pad_batch([ids[i] for i in idx], pad_id)
                 batch, mask = batch.to(run_on), mask.to(run_on)
-                logits = model(input_ids=batch, attention_mask=mask).logits
+                logits = model(input_ids=batch, attention_mask=mask, use_cache=False).logits
                 z = token_z_scores(logits, batch)
                 scores[idx] = _lowest_k_mean(z, mask[:, 1:].bool(), k).double().cpu().numpy()
     finally:

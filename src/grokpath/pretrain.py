@@ -150,7 +150,8 @@ def _lm_loss(
     few answer tokens are not drowned by the unpredictable operands (with weight 1 the tiny model
     learns the answers only as fast as it generalises, and never memorizes first).
     """
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    # use_cache=False: a KV cache is only of use to generation; building it costs time each step
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
     target = ids[:, 1:]
     weights = mask[:, 1:].float()
     if answer_weight != 1.0:
@@ -168,7 +169,7 @@ def _answer_accuracy(
     rows = [tokenizer(it.prompt)["input_ids"] for it in items]
     answers = torch.tensor([tokenizer.convert_tokens_to_ids(it.answer) for it in items])
     ids, mask = pad_batch(rows, tokenizer.pad_token_id)
-    logits = model(input_ids=ids, attention_mask=mask).logits
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
     last = mask.sum(1) - 1
     pred = logits[torch.arange(len(rows)), last].argmax(-1)
     return float((pred == answers).float().mean())

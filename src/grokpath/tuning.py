@@ -99,7 +99,9 @@ def lora_finetune(
             batch = [encoded[i] for i in order[start : start + bs]]
             ids, mask = pad_batch([row for row, _ in batch], pad)
             labels, _ = pad_batch([lab for _, lab in batch], -100)
-            loss = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            loss = peft_model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device), use_cache=False
+            ).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
