@@ -129,6 +129,27 @@ def test_loss_in_chunks_of_rows_is_the_same(tiny_olmoe, monkeypatch):
         np.testing.assert_array_equal(chunked[sid][2], probs)
 
 
+@pytest.mark.parametrize("pad_value", [float("inf"), float("nan"), 1e30])
+def test_sample_loss_ignores_pads_and_the_last_position_whatever_their_logits(pad_value):
+    """Only positions whose next token is real enter the mean; a pad's (or a last position's)
+    logits, finite or not, change nothing."""
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 5, 11, generator=g)
+    ids = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 0, 0], [9, 10, 0, 0, 0]])
+    mask = (ids > 0).long()
+    expected = torch.stack(
+        [
+            torch.nn.functional.cross_entropy(logits[i, : n - 1], ids[i, 1:n]).float()
+            for i, n in enumerate(mask.sum(1).tolist())
+        ]
+    )
+    spoiled = logits.clone()
+    for i, n in enumerate(mask.sum(1).tolist()):
+        spoiled[i, n - 1 :] = pad_value
+    for x in (logits, spoiled):
+        torch.testing.assert_close(extraction._sample_loss(x, ids, mask), expected, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("routing", ["full", "topk"])
 def test_capture_reduced_layer_by_layer_is_the_same(tiny_olmoe, monkeypatch, routing):
     """Router outputs are held and reduced for all layers at once after the pass; a model whose
@@ -152,7 +173,5 @@ def test_fast_softmax_and_nll_match_torch_where_exp_overflows_or_underflows(scal
     torch.testing.assert_close(extraction._softmax(few), torch.softmax(few, -1), atol=1e-7, rtol=1e-6)
     logits = torch.randn(60, 300, generator=g) * scale + shift
     targets = torch.randint(0, 300, (60,), generator=g)
-    targets[::7] = -100
-    expected = torch.nn.functional.cross_entropy(logits, targets, reduction="none", ignore_index=-100)
+    expected = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
     torch.testing.assert_close(extraction._token_nll(logits, targets), expected, atol=1e-4, rtol=1e-5)
-    assert (extraction._token_nll(logits, targets)[targets < 0] == 0).all()

@@ -363,9 +363,9 @@ def _write_extraction(
     n = len(order)
     loss_table = pa.table(
         {
-            "model": pa.array([model] * n, pa.string()),
-            "step": pa.array([step] * n, pa.string()),
-            "domain": pa.array([domain] * n, pa.string()),
+            "model": pa.repeat(pa.scalar(model, pa.string()), n),
+            "step": pa.repeat(pa.scalar(step, pa.string()), n),
+            "domain": pa.repeat(pa.scalar(domain, pa.string()), n),
             "sample_id": pa.array(sample_ids[order], pa.string()),
             "loss": pa.array(np.asarray(loss_rows["loss"], dtype=np.float64)[order]),
             "n_tokens": pa.array(np.asarray(loss_rows["n_tokens"], dtype=np.int32)[order]),

@@ -410,7 +410,7 @@ class StreamWriter:
         n = self._n_pending
         if n:
             arrays = [
-                pa.array([self._constants[f.name]] * n, f.type)
+                pa.repeat(pa.scalar(self._constants[f.name], f.type), n)  # no Python list of n values
                 if f.name in self._constants
                 else _gathered_column(self._pending[f.name], f.type)
                 for f in self._schema
