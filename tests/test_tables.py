@@ -43,6 +43,17 @@ def test_float_columns_are_split_bytes_without_a_dictionary(tmp_path):
     assert "BYTE_STREAM_SPLIT" in encodings["probs.list.element"]
     assert not any("DICTIONARY" in e for e in encodings["probs.list.element"])
     assert any("DICTIONARY" in e for e in encodings["sample_id"])
+    codecs = {columns.column(i).path_in_schema: columns.column(i).compression for i in range(columns.num_columns)}
+    # zstd where the bytes are; run keys and integers (dictionary indices in runs) take snappy
+    assert codecs == {
+        "model": "SNAPPY",
+        "step": "SNAPPY",
+        "domain": "SNAPPY",
+        "sample_id": "ZSTD",
+        "layer": "SNAPPY",
+        "n_tokens": "SNAPPY",
+        "probs.list.element": "ZSTD",
+    }
     tables.write(
         pa.table(
             {
@@ -60,6 +71,17 @@ def test_float_columns_are_split_bytes_without_a_dictionary(tmp_path):
     loss = pq.ParquetFile(tmp_path / "loss.parquet").metadata.row_group(0)
     names = [loss.column(i).path_in_schema for i in range(loss.num_columns)]
     assert "BYTE_STREAM_SPLIT" in loss.column(names.index("loss")).encodings
+
+
+def test_stream_writer_without_rows_writes_an_empty_table(tmp_path):
+    """The Parquet file is opened with the first row group; a split without samples still gets
+    its table, with the schema and metadata."""
+    path = tmp_path / "routing.parquet"
+    with tables.StreamWriter(path, tables.ROUTING_SCHEMA, {"model": "m", "step": "s", "domain": "d"}, seed=5):
+        assert not path.exists()
+    assert tables.read(path, tables.ROUTING_SCHEMA).height == 0
+    assert tables.read_metadata(path)["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["routing.parquet"]
 
 
 def test_stream_writer_refuses_wrong_columns_and_leaves_nothing_on_error(tmp_path):

@@ -66,8 +66,8 @@ SAMPLES_SCHEMA = pa.schema(
 
 # Routing: one row per (sample, MoE layer). float32 probabilities are what the router computes in
 # (softmax in float32; float16 would change 66% of paper-sized pathways, benchmarks/storage.py);
-# zstd compresses the repetitive model/step/domain columns to nothing, and the weights are written
-# as every table's floats are (`_write_options`).
+# dictionaries and run-length encoding shrink the repetitive model/step/domain columns to nothing,
+# and the weights are written as every table's floats are (`_write_options`).
 ROUTING_SCHEMA = pa.schema(
     [
         *_KEYS,
@@ -324,28 +324,46 @@ def _gathered_column(parts: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array(list(itertools.chain.from_iterable(parts)), kind)
 
 
-def _float_leaves(schema: pa.Schema) -> list[str]:
-    """Parquet column paths of the floating-point leaves (`probs.list.element` for a list column)."""
+def _leaves(schema: pa.Schema) -> list[tuple[str, str, pa.DataType]]:
+    """(Parquet column path, top-level field name, leaf type) of every column: a list column's
+    values live at `probs.list.element`."""
     leaves = []
     for field in schema:
         kind, path = field.type, field.name
         while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
             kind, path = kind.value_type, f"{path}.list.element"
-        if pa.types.is_floating(kind):
-            leaves.append(path)
+        leaves.append((path, field.name, kind))
     return leaves
+
+
+def _float_leaves(schema: pa.Schema) -> list[str]:
+    """Parquet column paths of the floating-point leaves (`probs.list.element` for a list column)."""
+    return [path for path, _, kind in _leaves(schema) if pa.types.is_floating(kind)]
+
+
+# Key columns that hold one value over long runs of rows (integers are treated alike, see
+# `_write_options`); sample ids are not among them: their dictionary is worth zstd.
+_RUN_KEYS = frozenset({"model", "step", "domain", "split", "layer"})
 
 
 @functools.cache
 def _write_options(schema: pa.Schema) -> dict[str, Any]:
-    """zstd everywhere; floats without a dictionary and in BYTE_STREAM_SPLIT (bytes 0 of every
-    value, then bytes 1, ...). Measured weights are nearly all distinct, so pyarrow's default
+    """Floats without a dictionary and in BYTE_STREAM_SPLIT (bytes 0 of every value, then bytes
+    1, ...), compressed with zstd: measured weights are nearly all distinct, so pyarrow's default
     dictionary was as large as the data with its indices on top, and split bytes line the
     sign/exponent bytes up for zstd: routing tables are 39% smaller (214 instead of 362 bytes per
-    (sample, layer) at 64 experts), lossless, read as fast (benchmarks/storage.py)."""
+    (sample, layer) at 64 experts), lossless, read as fast (benchmarks/storage.py). Strings take
+    zstd too. Run keys (`_RUN_KEYS`) and integers keep a dictionary, whose run-length encoded
+    indices leave zstd nothing to save, and take snappy: zstd sets a fresh context up for every
+    page it compresses, ~0.3 of the ~3 ms the extraction stage spent writing its two small tables,
+    which are no larger this way (benchmarks/routing_overhead.py)."""
     floats = _float_leaves(schema)
     keys = [f.name for f in schema if not any(leaf == f.name or leaf.startswith(f.name + ".") for leaf in floats)]
-    return {"compression": "zstd", "use_dictionary": keys, "use_byte_stream_split": floats or False}
+    codecs = {
+        path: "snappy" if name in _RUN_KEYS or pa.types.is_integer(kind) else "zstd"
+        for path, name, kind in _leaves(schema)
+    }
+    return {"compression": codecs, "use_dictionary": keys, "use_byte_stream_split": floats or False}
 
 
 def write(df: pl.DataFrame | pa.Table | list[dict[str, Any]], path: str | Path, schema: pa.Schema, **meta: Any) -> None:
@@ -392,7 +410,9 @@ class StreamWriter:
         self._n_pending = 0
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(schema.remove_metadata()))
+        # opened with the first row group: right before its write, pyarrow's code is still in the
+        # CPU caches, not evicted by the forward passes in between (benchmarks/routing_overhead.py)
+        self._writer: pq.ParquetWriter | None = None
 
     def write(self, rows: Mapping[str, Any]) -> None:
         if set(rows) != set(self._columns):
@@ -415,9 +435,14 @@ class StreamWriter:
                 else _gathered_column(self._pending[f.name], f.type)
                 for f in self._schema
             ]
-            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
+            self._open().write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
         self._pending = {name: [] for name in self._columns}
         self._n_pending = 0
+
+    def _open(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(self._schema.remove_metadata()))
+        return self._writer
 
     def __enter__(self) -> StreamWriter:
         return self
@@ -427,11 +452,13 @@ class StreamWriter:
         if exc_type is None:
             try:
                 self._flush()
+                self._open()  # a table without rows is still a table
             except BaseException as error:  # the last row group failed: nothing may be renamed into place
                 failed = error
                 exc_type, exc, tb = type(error), error, error.__traceback__
         self._pending = {name: [] for name in self._columns}
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
         if failed is not None:
             raise failed
