@@ -13,8 +13,7 @@ Candidates:
   `extract_routing` streams (batches of 64 samples gathered into row groups of
   `tables.ROW_GROUP_ROWS`): zstd, no dictionary and Parquet's BYTE_STREAM_SPLIT encoding for the
   weights (byte 0 of every float, then byte 1, ...: lossless, the sign/exponent bytes line up and
-  compress), dictionaries for the key columns, zstd for sample ids, snappy for the others
-  (`tables._write_options`);
+  compress), dictionaries for the key columns (`tables._write_options`);
 - `float32 zstd dict`: pyarrow's defaults (a dictionary for every column), one row group;
   `float32 zstd dict stream`: the same, one row group per batch of 64 samples (what the workflow
   wrote before, through a ParquetWriter per batch);

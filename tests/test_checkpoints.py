@@ -75,3 +75,31 @@ def test_a_dense_model_is_refused_when_it_is_downloaded(tmp_path):
     with pytest.raises(ValueError, match=message):
         stages.download_checkpoint("local", str(tmp_path / "dense"), "1", str(tmp_path / "ckpt"))
     assert not (tmp_path / "ckpt" / checkpoints.MANIFEST).exists()  # not a complete checkpoint
+
+
+def test_a_tokenizer_that_disagrees_with_the_samples_fails_before_released_weights_come_back(sums_tok, tmp_path):
+    """extract_routing checks the tokenizer a released folder keeps (disk-bounded runs) on the
+    first samples of every split before it fetches the weights back: a series it cannot monitor
+    costs no download."""
+    from conftest import SUMS, local_checkpoint
+
+    from grokpath import samples, stages, tables
+
+    ckpt = local_checkpoint(sums_tok, tmp_path)
+    checkpoints.release_weights(ckpt)
+    other = train_word_tokenizer([t + " zebra yak" for t in SUMS[::-1]])
+    assert other(SUMS[0])["input_ids"] != sums_tok(SUMS[0])["input_ids"]
+    paths = {split: str(tmp_path / f"{split}.parquet") for split in ("samples", "validation")}
+    for split, path in paths.items():
+        manifest = samples.build_manifest(SUMS, other, "m", "math", split, len(SUMS), 0, 64)
+        tables.write(manifest, path, tables.SAMPLES_SCHEMA)
+    settings = {"threads": 1, "device": "cpu", "dtype": "float32", "batch_size": 5, "routing": "full", "max_tokens": 64}
+    out = {"math": str(tmp_path / "out.parquet")}
+    with pytest.raises(ValueError, match=r"checkpoint m/c1: its tokenizer gives different token ids"):
+        stages.extract_routing(
+            "m", "c1", str(ckpt), {"math": paths["samples"]}, {"math": paths["validation"]}, out, out, out,
+            str(tmp_path / "routers.safetensors"), settings, 0,
+        )  # fmt: skip
+    assert (ckpt / checkpoints.RELEASED).exists()
+    assert not (ckpt / "model.safetensors").exists()
+    assert not (tmp_path / "out.parquet").exists()

@@ -330,9 +330,17 @@ def tokenize_checked(
     return ids
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu", dtype: str = "float32") -> tuple[torch.nn.Module, object]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(path: str | Path) -> object:
+    from transformers import AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return model, tokenizer
+    return AutoTokenizer.from_pretrained(path)
+
+
+def load_model(path: str | Path, device: str = "cpu", dtype: str = "float32") -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu", dtype: str = "float32") -> tuple[torch.nn.Module, object]:
+    return load_model(path, device, dtype), load_tokenizer(path)

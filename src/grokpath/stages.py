@@ -281,6 +281,23 @@ def extract_routing(
     devices.check(settings["device"], "extraction.device")
     torch.set_num_threads(settings["threads"])
     ckpt = Path(checkpoint)
+    splits = [
+        split
+        for d in sample_tables
+        for split in (
+            (d, sample_tables[d], routing_out[d], loss_out[d]),
+            (d, validation_tables[d], None, validation_loss_out[d]),
+        )
+    ]
+    # A folder whose weights were released (disk-bounded runs) keeps its tokenizer: a tokenizer
+    # that disagrees with the sample manifests fails on their first samples here, before the
+    # weights are fetched back; every sample is checked below, as it is extracted.
+    checkpoints.read_manifest(ckpt, skip_weights=True)
+    tokenizer = extraction.load_tokenizer(ckpt)
+    for _, split_table, _, _ in splits:
+        _checked_ids(
+            tokenizer, tables.read_head(split_table, tables.SAMPLES_SCHEMA, _HEAD_CHECK), model, step, settings
+        )
     manifest = checkpoints.ensure_weights(ckpt)
     meta = {
         "seed": seed,
@@ -288,39 +305,47 @@ def extract_routing(
         "revision": manifest["revision"],
         "routing": settings["routing"],
     }
-    net, tokenizer = extraction.load_checkpoint(ckpt, settings["device"], settings["dtype"])
+    net = extraction.load_model(ckpt, settings["device"], settings["dtype"])
     meta["architecture"] = extraction.describe_moe(net)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for domain in sample_tables:
-        for split_table, routing_path, loss_path in (
-            (sample_tables[domain], routing_out[domain], loss_out[domain]),
-            (validation_tables[domain], None, validation_loss_out[domain]),
-        ):
-            manifest_df = tables.read(split_table, tables.SAMPLES_SCHEMA)
-            ids = extraction.tokenize_checked(
-                tokenizer,
-                manifest_df["text"].to_list(),
-                manifest_df["sample_id"].to_list(),
-                manifest_df["token_sha256"].to_list(),
-                f"{model}/{step}",
-                truncate_to=settings["max_tokens"] if settings.get("too_long") == "truncate" else None,
-            )
-            batches = extraction.iter_batches(
-                net,
-                ids,
-                manifest_df["sample_id"].to_list(),
-                pad_id,
-                settings["batch_size"],
-                routing=settings["routing"] if routing_path else None,
-                desc=f"{model}/{step}/{domain}",
-            )
-            _write_extraction(batches, model, step, domain, routing_path, loss_path, meta)
+    for domain, split_table, routing_path, loss_path in splits:
+        manifest_df = tables.read(split_table, tables.SAMPLES_SCHEMA)
+        batches = extraction.iter_batches(
+            net,
+            _checked_ids(tokenizer, manifest_df, model, step, settings),
+            manifest_df["sample_id"].to_list(),
+            pad_id,
+            settings["batch_size"],
+            routing=settings["routing"] if routing_path else None,
+            desc=f"{model}/{step}/{domain}",
+        )
+        _write_extraction(batches, model, step, domain, routing_path, loss_path, meta)
     with io.atomic_path(routers_out) as tmp:
         save_file(
             extraction.router_weights(net),
             str(tmp),
             metadata={"checkpoint_sha": meta["checkpoint_sha"], "architecture": json.dumps(meta["architecture"])},
         )
+
+
+# Samples of each split whose tokens extract_routing checks before fetching released weights back.
+_HEAD_CHECK = 64
+
+
+def _checked_ids(
+    tokenizer: Any, manifest: pl.DataFrame, model: str, step: str, settings: Mapping[str, Any]
+) -> list[list[int]]:
+    """The token ids of a sample manifest's texts, each checked against its frozen token hash."""
+    from grokpath import extraction  # torch: only the stages that run a model import it
+
+    return extraction.tokenize_checked(
+        tokenizer,
+        manifest["text"].to_list(),
+        manifest["sample_id"].to_list(),
+        manifest["token_sha256"].to_list(),
+        f"{model}/{step}",
+        truncate_to=settings["max_tokens"] if settings.get("too_long") == "truncate" else None,
+    )
 
 
 def _routing_rows(b: Any, moe_layers: list[int]) -> dict[str, np.ndarray]:

@@ -66,8 +66,8 @@ SAMPLES_SCHEMA = pa.schema(
 
 # Routing: one row per (sample, MoE layer). float32 probabilities are what the router computes in
 # (softmax in float32; float16 would change 66% of paper-sized pathways, benchmarks/storage.py);
-# dictionaries and run-length encoding shrink the repetitive model/step/domain columns to nothing,
-# and the weights are written as every table's floats are (`_write_options`).
+# zstd compresses the repetitive model/step/domain columns to nothing, and the weights are written
+# as every table's floats are (`_write_options`).
 ROUTING_SCHEMA = pa.schema(
     [
         *_KEYS,
@@ -324,46 +324,28 @@ def _gathered_column(parts: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array(list(itertools.chain.from_iterable(parts)), kind)
 
 
-def _leaves(schema: pa.Schema) -> list[tuple[str, str, pa.DataType]]:
-    """(Parquet column path, top-level field name, leaf type) of every column: a list column's
-    values live at `probs.list.element`."""
+def _float_leaves(schema: pa.Schema) -> list[str]:
+    """Parquet column paths of the floating-point leaves (`probs.list.element` for a list column)."""
     leaves = []
     for field in schema:
         kind, path = field.type, field.name
         while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
             kind, path = kind.value_type, f"{path}.list.element"
-        leaves.append((path, field.name, kind))
+        if pa.types.is_floating(kind):
+            leaves.append(path)
     return leaves
-
-
-def _float_leaves(schema: pa.Schema) -> list[str]:
-    """Parquet column paths of the floating-point leaves (`probs.list.element` for a list column)."""
-    return [path for path, _, kind in _leaves(schema) if pa.types.is_floating(kind)]
-
-
-# Key columns that hold one value over long runs of rows (integers are treated alike, see
-# `_write_options`); sample ids are not among them: their dictionary is worth zstd.
-_RUN_KEYS = frozenset({"model", "step", "domain", "split", "layer"})
 
 
 @functools.cache
 def _write_options(schema: pa.Schema) -> dict[str, Any]:
-    """Floats without a dictionary and in BYTE_STREAM_SPLIT (bytes 0 of every value, then bytes
-    1, ...), compressed with zstd: measured weights are nearly all distinct, so pyarrow's default
+    """zstd everywhere; floats without a dictionary and in BYTE_STREAM_SPLIT (bytes 0 of every
+    value, then bytes 1, ...). Measured weights are nearly all distinct, so pyarrow's default
     dictionary was as large as the data with its indices on top, and split bytes line the
     sign/exponent bytes up for zstd: routing tables are 39% smaller (214 instead of 362 bytes per
-    (sample, layer) at 64 experts), lossless, read as fast (benchmarks/storage.py). Strings take
-    zstd too. Run keys (`_RUN_KEYS`) and integers keep a dictionary, whose run-length encoded
-    indices leave zstd nothing to save, and take snappy: zstd sets a fresh context up for every
-    page it compresses, ~0.3 of the ~3 ms the extraction stage spent writing its two small tables,
-    which are no larger this way (benchmarks/routing_overhead.py)."""
+    (sample, layer) at 64 experts), lossless, read as fast (benchmarks/storage.py)."""
     floats = _float_leaves(schema)
     keys = [f.name for f in schema if not any(leaf == f.name or leaf.startswith(f.name + ".") for leaf in floats)]
-    codecs = {
-        path: "snappy" if name in _RUN_KEYS or pa.types.is_integer(kind) else "zstd"
-        for path, name, kind in _leaves(schema)
-    }
-    return {"compression": codecs, "use_dictionary": keys, "use_byte_stream_split": floats or False}
+    return {"compression": "zstd", "use_dictionary": keys, "use_byte_stream_split": floats or False}
 
 
 def write(df: pl.DataFrame | pa.Table | list[dict[str, Any]], path: str | Path, schema: pa.Schema, **meta: Any) -> None:
@@ -410,9 +392,7 @@ class StreamWriter:
         self._n_pending = 0
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        # opened with the first row group: right before its write, pyarrow's code is still in the
-        # CPU caches, not evicted by the forward passes in between (benchmarks/routing_overhead.py)
-        self._writer: pq.ParquetWriter | None = None
+        self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(schema.remove_metadata()))
 
     def write(self, rows: Mapping[str, Any]) -> None:
         if set(rows) != set(self._columns):
@@ -435,14 +415,9 @@ class StreamWriter:
                 else _gathered_column(self._pending[f.name], f.type)
                 for f in self._schema
             ]
-            self._open().write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
+            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
         self._pending = {name: [] for name in self._columns}
         self._n_pending = 0
-
-    def _open(self) -> pq.ParquetWriter:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(self._schema.remove_metadata()))
-        return self._writer
 
     def __enter__(self) -> StreamWriter:
         return self
@@ -452,13 +427,11 @@ class StreamWriter:
         if exc_type is None:
             try:
                 self._flush()
-                self._open()  # a table without rows is still a table
             except BaseException as error:  # the last row group failed: nothing may be renamed into place
                 failed = error
                 exc_type, exc, tb = type(error), error, error.__traceback__
         self._pending = {name: [] for name in self._columns}
-        if self._writer is not None:
-            self._writer.close()
+        self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
         if failed is not None:
             raise failed
@@ -467,9 +440,22 @@ class StreamWriter:
 def read(path: str | Path, schema: pa.Schema) -> pl.DataFrame:
     """Read a table and check that it has exactly the expected schema."""
     table = pq.read_table(path)
-    if table.schema.remove_metadata() != schema.remove_metadata():
-        raise ValueError(f"{path}: schema does not match the expected one:\n{table.schema}\nexpected:\n{schema}")
+    _check_schema(path, table.schema, schema)
     return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def read_head(path: str | Path, schema: pa.Schema, n: int) -> pl.DataFrame:
+    """The first `n` rows of a table, checked as `read` checks it, without reading the rest."""
+    parquet = pq.ParquetFile(path)
+    _check_schema(path, parquet.schema_arrow, schema)
+    first = next(parquet.iter_batches(batch_size=n), None)
+    table = pa.Table.from_batches([first]) if first is not None else parquet.schema_arrow.empty_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _check_schema(path: str | Path, found: pa.Schema, schema: pa.Schema) -> None:
+    if found.remove_metadata() != schema.remove_metadata():
+        raise ValueError(f"{path}: schema does not match the expected one:\n{found}\nexpected:\n{schema}")
 
 
 def provenance(paths: Iterable[str | Path]) -> dict[str, Any]:
