@@ -4,8 +4,11 @@ The embedded default with a checkpoint every 25 steps (40 checkpoints, steps 100
 monitors only (benchmarks need ~60 s of CPU per checkpoint on 2 cores; they are not what this
 measures). After a full run from scratch: (a) a rerun with nothing changed, (b) one checkpoint
 added (step 1100), (c) tau changed from 0.7 to 0.6. Each reports the jobs Snakemake planned (from
-a dry run) and the wall time of the real run; (a) is repeated and its median reported. Prints a
-table and, as its last line, one JSON object with the figures.
+a dry run) and the wall time of the real run; (a) is repeated and its median reported. Next to
+it, the start of Snakemake alone (`snakemake --version`: importing it and its plugins), which every
+run pays: where a SLURM client cannot reach its controller it is ~10 s, because the SLURM executor
+plugin runs `scontrol show config` (10 s timeout) when it is imported. Prints a table and, as its
+last line, one JSON object with the figures.
 
     python benchmarks/incremental.py [--cores 8] [--repeats 3]
 """
@@ -44,6 +47,16 @@ def snakemake(wd: Path, cores: int, *args: str) -> tuple[float, str]:
     if run.returncode:
         raise RuntimeError(run.stderr[-3000:])
     return time.perf_counter() - start, run.stdout + run.stderr
+
+
+def snakemake_start(repeats: int) -> float:
+    """Median wall time of `snakemake --version`."""
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([SNAKEMAKE, "--version"], capture_output=True, check=True)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
 
 
 def planned_jobs(wd: Path, cores: int) -> dict[str, int]:
@@ -94,6 +107,7 @@ def main() -> None:
             walls.append(wall)
         figures["unchanged"] = {"jobs": sum(jobs.values()), "wall_s": statistics.median(walls)}
         print(f"unchanged reruns: {', '.join(f'{w:.1f}' for w in walls)} s", flush=True)
+        figures["snakemake_start"] = {"jobs": 0, "wall_s": snakemake_start(args.repeats)}
 
         write_config(wd, [*steps, 1100], 0.7)
         figures["added_checkpoint"] = rerun_with_rules(wd, args.cores)
@@ -106,9 +120,12 @@ def main() -> None:
         "unchanged": f"(a) nothing changed, median of {args.repeats}",
         "added_checkpoint": "(b) one checkpoint added",
         "changed_tau": "(c) tau 0.7 -> 0.6",
+        "snakemake_start": f"snakemake --version, median of {args.repeats}",
     }
     for key, label in labels.items():
         print(f"{label:<34}{figures[key]['jobs']:>6}{figures[key]['wall_s']:>9.1f}")
+    if figures["snakemake_start"]["wall_s"] > 5:
+        print("  Snakemake alone takes over 5 s to start: is there a SLURM client whose controller does not answer?")
     for key in ("added_checkpoint", "changed_tau"):
         rules = {k[5:]: v for k, v in figures[key].items() if k.startswith("rule_")}
         print(f"  {key}: {rules}")

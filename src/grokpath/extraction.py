@@ -287,8 +287,9 @@ def iter_batches(
                 ids, mask = ids.to(device), mask.to(device)
                 if capture is not None:
                     capture.start(mask)
-                # use_cache=False: nothing is generated, and building the KV cache cost ~5% of the
-                # default model's pass (benchmarks/routing_overhead.py), 4 GB at the paper's shape.
+                # use_cache=False: nothing is generated, and building the KV cache cost ~3% of the
+                # default model's extraction (benchmarks/routing_overhead.py --baseline-extraction);
+                # at the paper's shape it would hold 4 GB (OLMoE-1B-7B, 16 x 2048 tokens in bf16).
                 logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
                 loss = _sample_loss(logits, ids, mask)
                 del logits  # [B, T, V]: the largest tensor of the pass
