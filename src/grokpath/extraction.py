@@ -199,10 +199,13 @@ def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "sof
     return torch.zeros_like(logits).scatter_(-1, out[2].long(), weights)
 
 
-# Logits per cross-entropy call (2^26: 256 MiB in float32). A bf16 batch of the paper's shape
-# (16 x 2048 tokens x 50,304 vocab) is 3.3 GB of logits; in one call its float32 copy and the
-# log-softmax would add 13 GB more, in chunks of rows they add 0.8 GB.
-_LOSS_CHUNK = 2**26
+# Logits per loss call, in whole rows of [T, V] (2^20: 4 MiB in float32). On CPU a chunk that
+# stays in the caches beats one large call, and its exp copy no longer doubles the logits: on the
+# larger benchmark config 13 instead of 172 MiB above the bare pass, 3.4% faster than chunks of
+# 2^26 (benchmarks/routing_overhead.py --model large). A bf16 batch of the paper's shape (16 x 2048
+# tokens x 50,304 vocab) is 3.3 GB of logits; in one call its float32 copy and the log-softmax
+# would add 13 GB more, a row at a time they add 0.8 GB.
+_LOSS_CHUNK = 2**20
 
 
 def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
