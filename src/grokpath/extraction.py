@@ -226,8 +226,9 @@ def _sample_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) ->
 
     Every position is scored against the next id (`roll`: a row's last position against its
     first, a pad against whatever follows) and only real targets are kept, so the NLL runs on
-    contiguous [rows*T, V] views of the logits, no copy but the float32 one of at most
-    `_LOSS_CHUNK` logits at a time, in fewer kernels than shifting and masking the targets.
+    contiguous [rows*T, V] views of the logits, no copy but the float32 one of `_LOSS_CHUNK`
+    logits (or one row, where a row is more) at a time, in fewer kernels than shifting and
+    masking the targets.
     """
     b, t, v = logits.shape
     targets = ids.roll(-1, 1)
