@@ -13,7 +13,8 @@ Candidates:
   `extract_routing` streams (batches of 64 samples gathered into row groups of
   `tables.ROW_GROUP_ROWS`): zstd, no dictionary and Parquet's BYTE_STREAM_SPLIT encoding for the
   weights (byte 0 of every float, then byte 1, ...: lossless, the sign/exponent bytes line up and
-  compress), dictionaries for the key columns (`tables._write_options`);
+  compress) and no min/max statistics for the weights, dictionaries for the key columns, and no
+  compression for the one-value model/step/domain keys (`tables._write_options`);
 - `float32 zstd dict`: pyarrow's defaults (a dictionary for every column), one row group;
   `float32 zstd dict stream`: the same, one row group per batch of 64 samples (what the workflow
   wrote before, through a ParquetWriter per batch);
@@ -22,6 +23,9 @@ Candidates:
 - `float32 lz4 bss`: BYTE_STREAM_SPLIT with lz4;
 - `float16 zstd`, `float16 zstd bss`: half the bytes, but lossy: the table says how many pathways
   (`pathways.pathway`, tau 0.7) change when the weights are rounded to float16.
+- `baseline tables.write`, `baseline tables.StreamWriter` (with `--baseline-tables FILE`): the same
+  with another version of tables.py, e.g. `git show HEAD:src/grokpath/tables.py > /tmp/tables_head.py`,
+  for a before/after measured in the same run; `--candidates` keeps only the named ones.
 `read` is `pyarrow.parquet.read_table`; `load` is `stages.load_routing`, what compute_pathways and
 ablate_tau call (read, sort by sample and layer, weights as an [N, L, K] array). Every float32
 candidate is checked to give the weights back bit for bit.
@@ -43,19 +47,23 @@ in one row group. No dictionary and BYTE_STREAM_SPLIT for float columns give 214
 lossless, at the same read time; 33-38 instead of 48-50 bytes at 8 experts.
 
     python benchmarks/storage.py [--repeats 5] [--samples 10000] [--layers 16] [--experts 64]
+        [--baseline-tables FILE] [--candidates NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -88,6 +96,22 @@ CANDIDATES: dict[str, tuple[pa.Schema, str, str, str]] = {
     "float16 zstd": (FLOAT16_SCHEMA, "zstd", "dict", "pq"),
     "float16 zstd bss": (FLOAT16_SCHEMA, "zstd", "bss", "pq"),
 }
+BASELINE = {  # with --baseline-tables: the workflow's two writers from another tables.py
+    "baseline tables.write": (tables.ROUTING_SCHEMA, "zstd", "bss", "tables.write"),
+    "baseline tables.StreamWriter": (tables.ROUTING_SCHEMA, "zstd", "bss", "StreamWriter"),
+}
+# the tables module each of the workflow's writers comes from (another one for the baselines)
+MODULES: dict[str, ModuleType] = {}
+
+
+def load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("baseline_tables", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path} as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def routing_weights(n: int, layers: int, experts: int, seed: int = 0, concentration: float = 8.0) -> np.ndarray:
@@ -115,27 +139,33 @@ def routing_frame(weights: np.ndarray, domain: str = "math") -> pl.DataFrame:
     )
 
 
-def write(frame: pl.DataFrame, path: Path, candidate: str) -> None:
+def stream_batches(frame: pl.DataFrame) -> list[dict[str, np.ndarray]]:
+    """The frame as the batches extract_routing hands its StreamWriter (prepared before any timing)."""
+    rows = STREAM_BATCH * frame["layer"].n_unique()
+    return [
+        {
+            "sample_id": part["sample_id"].to_numpy(),
+            "layer": part["layer"].to_numpy().astype(np.int16),
+            "n_tokens": part["n_tokens"].to_numpy().astype(np.int32),
+            "probs": np.stack(part["probs"].to_numpy()),
+        }
+        for part in (frame.slice(start, rows) for start in range(0, frame.height, rows))
+    ]
+
+
+def write(frame: pl.DataFrame, batches: list[dict[str, np.ndarray]], path: Path, candidate: str) -> None:
     schema, codec, encoding, writer = CANDIDATES[candidate]
+    module = MODULES.get(candidate, tables)
     if writer == "tables.write":  # exactly what the workflow does
-        tables.write(frame, path, schema, **META)
+        module.write(frame, path, schema, **META)
+        return
+    if writer == "StreamWriter":  # batch by batch, as extract_routing streams them
+        constants = {name: frame[name][0] for name in ("model", "step", "domain")}
+        with module.StreamWriter(path, schema, constants, **META) as sink:
+            for batch in batches:
+                sink.write(batch)
         return
     table = tables.to_arrow(frame, schema)
-    if writer == "StreamWriter":  # batch by batch, as extract_routing streams them
-        rows = STREAM_BATCH * frame["layer"].n_unique()
-        constants = {name: frame[name][0] for name in ("model", "step", "domain")}
-        with tables.StreamWriter(path, schema, constants, **META) as sink:
-            for start in range(0, frame.height, rows):
-                part = frame.slice(start, rows)
-                sink.write(
-                    {
-                        "sample_id": part["sample_id"].to_numpy(),
-                        "layer": part["layer"].to_numpy().astype(np.int16),
-                        "n_tokens": part["n_tokens"].to_numpy().astype(np.int32),
-                        "probs": np.stack(part["probs"].to_numpy()),
-                    }
-                )
-        return
     table = table.replace_schema_metadata(tables._metadata(schema, META))
     keys = [name for name in schema.names if name != "probs"]
     options = {
@@ -164,13 +194,14 @@ def pathways_changed(weights: np.ndarray, tau: float) -> float:
 def measure(n: int, layers: int, experts: int, repeats: int, tmp: Path) -> dict[str, object]:
     weights = routing_weights(n, layers, experts)
     frame = routing_frame(weights)
+    batches = stream_batches(frame)
     raw = weights.nbytes
     sizes: dict[str, int] = {}
     times: dict[str, dict[str, list[float]]] = {c: {"write": [], "read": [], "load": []} for c in CANDIDATES}
     ops: list[tuple[str, str, Callable[[], object]]] = []
     for c in CANDIDATES:
         path = tmp / f"{n}-{experts}-{c.replace(' ', '_')}.parquet"
-        ops.append((c, "write", lambda c=c, path=path: write(frame, path, c)))
+        ops.append((c, "write", lambda c=c, path=path: write(frame, batches, path, c)))
         ops.append((c, "read", lambda path=path: pq.read_table(path)))
         ops.append((c, "load", lambda path=path: stages.load_routing(str(path))))
     for _, _, fn in ops:  # warm-up: every file written once, every reader imported
@@ -204,7 +235,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="paper setting: samples per domain")
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--experts", type=int, default=64)
+    parser.add_argument("--baseline-tables", type=Path, help="another tables.py to time as `baseline ...`")
+    parser.add_argument("--candidates", nargs="+", metavar="NAME", help="only these candidates (names as printed)")
     args = parser.parse_args()
+    if args.baseline_tables:
+        baseline = load_module(args.baseline_tables)
+        CANDIDATES.update(BASELINE)
+        MODULES.update(dict.fromkeys(BASELINE, baseline))
+    if args.candidates:
+        unknown = sorted(set(args.candidates) - set(CANDIDATES))
+        if unknown:
+            raise SystemExit(f"--candidates: unknown {unknown}; known: {list(CANDIDATES)}")
+        for name in [c for c in CANDIDATES if c not in args.candidates]:
+            del CANDIDATES[name]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="grokpath-storage-") as tmp:
         results = [
@@ -219,12 +262,12 @@ def main() -> None:
             f"weights ({k * 4} bytes per (sample, layer)); float16 changes "
             f"{r['float16_pathways_changed'] * 100:.2f}% of the pathways (tau 0.7)"
         )
-        print(f"{'candidate':24} {'MiB':>8} {'B/(sample,layer)':>17} {'write s':>8} {'read s':>8} {'load s':>8}")
+        print(f"{'candidate':28} {'MiB':>8} {'B/(sample,layer)':>17} {'write s':>8} {'read s':>8} {'load s':>8}")
         for c in CANDIDATES:
             t = r["seconds_median"][c]
             print(
-                f"{c:24} {r['bytes'][c] / 2**20:>8.2f} {r['bytes_per_sample_layer'][c]:>17.1f} "
-                f"{t['write']:>8.3f} {t['read']:>8.3f} {t['load']:>8.3f}"
+                f"{c:28} {r['bytes'][c] / 2**20:>8.2f} {r['bytes_per_sample_layer'][c]:>17.1f} "
+                f"{t['write']:>8.4f} {t['read']:>8.4f} {t['load']:>8.4f}"
             )
     print(f"\nmedians of {args.repeats} interleaved repeats; pyarrow {pa.__version__}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}, on {os.cpu_count()} CPUs")

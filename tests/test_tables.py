@@ -62,6 +62,35 @@ def test_float_columns_are_split_bytes_without_a_dictionary(tmp_path):
     assert "BYTE_STREAM_SPLIT" in loss.column(names.index("loss")).encodings
 
 
+def test_codecs_and_statistics_per_column(tmp_path):
+    """zstd where it pays, none on the one-value keys; min/max statistics on keys, not on floats."""
+    path = tmp_path / "routing.parquet"
+    with tables.StreamWriter(path, tables.ROUTING_SCHEMA, {"model": "m", "step": "s", "domain": "d"}) as sink:
+        sink.write(_batch(0, 50))
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert {name: c.compression for name, c in columns.items()} == {
+        "model": "UNCOMPRESSED",
+        "step": "UNCOMPRESSED",
+        "domain": "UNCOMPRESSED",
+        "sample_id": "ZSTD",
+        "layer": "ZSTD",
+        "n_tokens": "ZSTD",
+        "probs.list.element": "ZSTD",
+    }
+    assert columns["probs.list.element"].statistics is None
+    assert columns["sample_id"].statistics.min == "s0000"
+    assert columns["sample_id"].statistics.max == "s0049"
+    assert columns["model"].statistics.min == "m"
+    # a list of integers: its leaf is found like the floats' (dictionary, zstd, statistics)
+    options = tables._write_options(tables.PATHWAYS_SCHEMA)
+    assert options["compression"]["experts_per_layer.list.element"] == "zstd"
+    assert "experts_per_layer.list.element" in options["use_dictionary"]
+    assert "experts_per_layer.list.element" in options["write_statistics"]
+    assert "consistency" not in options["write_statistics"]
+    assert options["use_byte_stream_split"] == ["consistency", "mean_cosine", "routing_entropy", "tau"]
+
+
 def test_stream_writer_without_rows_writes_an_empty_table(tmp_path):
     """A split without samples still gets its table, with the schema and metadata."""
     path = tmp_path / "routing.parquet"

@@ -66,8 +66,8 @@ SAMPLES_SCHEMA = pa.schema(
 
 # Routing: one row per (sample, MoE layer). float32 probabilities are what the router computes in
 # (softmax in float32; float16 would change 66% of paper-sized pathways, benchmarks/storage.py);
-# zstd compresses the repetitive model/step/domain columns to nothing, and the weights are written
-# as every table's floats are (`_write_options`).
+# the repetitive model/step/domain columns are dictionaries of one value and runs of its index,
+# a few bytes, and the weights are written as every table's floats are (`_write_options`).
 ROUTING_SCHEMA = pa.schema(
     [
         *_KEYS,
@@ -324,28 +324,42 @@ def _gathered_column(parts: list[Any], kind: pa.DataType) -> pa.Array:
     return pa.array(list(itertools.chain.from_iterable(parts)), kind)
 
 
-def _float_leaves(schema: pa.Schema) -> list[str]:
-    """Parquet column paths of the floating-point leaves (`probs.list.element` for a list column)."""
+def _leaves(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    """(Parquet column path, value type) of every leaf: `probs.list.element` for a list column."""
     leaves = []
     for field in schema:
         kind, path = field.type, field.name
         while pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
             kind, path = kind.value_type, f"{path}.list.element"
-        if pa.types.is_floating(kind):
-            leaves.append(path)
+        leaves.append((path, kind))
     return leaves
+
+
+# Key columns that hold one value, or a handful, per table: dictionary-encoded they are a few bytes
+# of run lengths, so zstd saves nothing on them and only costs a compression context per page.
+_UNCOMPRESSED = {_KEYS[0].name, _STEP.name, _DOMAIN.name}
 
 
 @functools.cache
 def _write_options(schema: pa.Schema) -> dict[str, Any]:
-    """zstd everywhere; floats without a dictionary and in BYTE_STREAM_SPLIT (bytes 0 of every
-    value, then bytes 1, ...). Measured weights are nearly all distinct, so pyarrow's default
-    dictionary was as large as the data with its indices on top, and split bytes line the
-    sign/exponent bytes up for zstd: routing tables are 39% smaller (214 instead of 362 bytes per
-    (sample, layer) at 64 experts), lossless, read as fast (benchmarks/storage.py)."""
-    floats = _float_leaves(schema)
-    keys = [f.name for f in schema if not any(leaf == f.name or leaf.startswith(f.name + ".") for leaf in floats)]
-    return {"compression": "zstd", "use_dictionary": keys, "use_byte_stream_split": floats or False}
+    """zstd, but not for the model/step/domain keys (`_UNCOMPRESSED`); floats without a dictionary
+    and in BYTE_STREAM_SPLIT (bytes 0 of every value, then bytes 1, ...), and without statistics.
+
+    Measured weights are nearly all distinct, so pyarrow's default dictionary was as large as the
+    data with its indices on top, and split bytes line the sign/exponent bytes up for zstd: routing
+    tables are 39% smaller (214 instead of 362 bytes per (sample, layer) at 64 experts), lossless,
+    read as fast (benchmarks/storage.py). Min/max statistics serve filters on keys; nothing filters
+    on a float, and computing them took 8% of a paper-sized routing table's write. The keys left
+    uncompressed make the default's small tables about 15% faster to write at no cost in bytes."""
+    leaves = _leaves(schema)
+    floats = [path for path, kind in leaves if pa.types.is_floating(kind)]
+    others = [path for path, _ in leaves if path not in floats]
+    return {
+        "compression": {path: "none" if path in _UNCOMPRESSED else "zstd" for path, _ in leaves},
+        "use_dictionary": others,
+        "use_byte_stream_split": floats or False,
+        "write_statistics": others,
+    }
 
 
 def write(df: pl.DataFrame | pa.Table | list[dict[str, Any]], path: str | Path, schema: pa.Schema, **meta: Any) -> None:
