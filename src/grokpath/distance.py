@@ -21,8 +21,9 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import TypeVar
 
 import numpy as np
 from rapidfuzz import process
@@ -31,6 +32,7 @@ from rapidfuzz.distance import Levenshtein
 from grokpath.pathways import EXPERT_SEP, LAYER_SEP, parse
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEVELS = ("char", "token")
 # Token level: each expert id becomes one private-use character, the layer boundary another, so
@@ -96,6 +98,14 @@ def _lanes(strings: Sequence[str], pairs: int, workers: int) -> ModuleType | Non
         return None
 
 
+def _on_lanes(strings: Sequence[str], pairs: int, workers: int, run: Callable[[ModuleType, int], T]) -> T | None:
+    """`run(levenshtein, threads)` where `_lanes` gives the lane kernel `pairs` pairs of `strings`,
+    else None: the caller's rapidfuzz path computes them (as it does where `run` returns None)."""
+    threads = _workers(workers)
+    lanes = _lanes(strings, pairs, threads)
+    return run(lanes, threads) if lanes else None
+
+
 def _kernel(workers: int, hint: int | None) -> dict:
     """The keyword arguments of every cdist / cpdist call: exact integer Levenshtein distances on
     `_workers(workers)` threads, banded by `hint` (see `score_hint`)."""
@@ -128,8 +138,7 @@ def score_hint(strings: Sequence[str]) -> int | None:
 def sum_upper_triangle(strings: Sequence[str], workers: int = -1) -> int:
     """Sum of the Levenshtein distances over all unordered pairs i < j (exact, integer)."""
     strings = list(strings)
-    lanes = _lanes(strings, n_pairs(len(strings)), _workers(workers))
-    sums = lanes.pair_sums(strings, _workers(workers)) if lanes else None
+    sums = _on_lanes(strings, n_pairs(len(strings)), workers, lambda lanes, t: lanes.pair_sums(strings, t))
     if sums is not None:
         return int(sums.sum()) // 2  # each pair is in the sums of both its strings
     return rapidfuzz_upper_triangle(strings, workers, hint=score_hint(strings))
@@ -188,8 +197,7 @@ def mean_cross(
     if total == 0:
         return 0, None
     if max_pairs is None or total <= max_pairs:
-        lanes = _lanes(a + b, total, _workers(workers))
-        s = lanes.cross_sum(a, b, _workers(workers)) if lanes else None
+        s = _on_lanes(a + b, total, workers, lambda lanes, t: lanes.cross_sum(a, b, t))
         if s is None:
             kwargs, rows = _kernel(workers, score_hint(a + b)), _block_rows(workers)
             blocks = (process.cdist(a[r : r + rows], b, **kwargs) for r in range(0, len(a), rows))
@@ -210,8 +218,7 @@ def per_sample_mean(
     if n < 2:
         return np.full(n, np.nan), np.zeros(n, dtype=np.int64)
     if partners is None or partners >= n - 1:
-        lanes = _lanes(strings, n_pairs(n), _workers(workers))
-        sums = lanes.pair_sums(strings, _workers(workers)) if lanes else None
+        sums = _on_lanes(strings, n_pairs(n), workers, lambda lanes, t: lanes.pair_sums(strings, t))
         if sums is None:
             kwargs, rows = _kernel(workers, score_hint(strings)), _block_rows(workers)
             sums = np.concatenate(
@@ -234,8 +241,7 @@ def _listed_pairs(strings: Sequence[str], i: np.ndarray, j: np.ndarray, workers:
     """Distances of the pairs (strings[i[k]], strings[j[k]]) [len(i)]: `levenshtein.pair_distances`
     where `_lanes` says so and the strings have at most 256 symbols, else rapidfuzz's cpdist."""
     strings = list(strings)
-    lanes = _lanes(strings, len(i), _workers(workers))
-    d = lanes.pair_distances(strings, i, j, _workers(workers)) if lanes else None
+    d = _on_lanes(strings, len(i), workers, lambda lanes, t: lanes.pair_distances(strings, i, j, t))
     if d is None:
         kwargs = _kernel(workers, score_hint(strings))
         d = np.asarray(process.cpdist([strings[k] for k in i], [strings[k] for k in j], **kwargs), dtype=np.int64)
