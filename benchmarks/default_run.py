@@ -1,7 +1,11 @@
 """End-to-end wall time and peak memory of the default run (`snakemake --cores 8` on config.yaml).
 
 Each repeat runs from scratch in a fresh temporary copy of the workflow. Prints a table and, as
-its last line, one JSON object with the figures.
+its last line, one JSON object with the figures. Where the time goes comes from the benchmark file
+every rule writes (`benchmarks/RULE/...tsv`, Snakemake's `benchmark:`): per rule, the jobs, their
+summed wall and CPU seconds, the longest job and the largest resident set, medians over repeats.
+Jobs run side by side (`--cores`), so the sums add up to more than the wall time; rules without a
+benchmark file (the figures, Snakemake's own planning) are not in the table.
 
     python benchmarks/default_run.py [--repeats 3] [--cores 8] [--configfile config.yaml] [--keep DIR]
 """
@@ -9,6 +13,7 @@ its last line, one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -19,12 +24,40 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(cores: int, configfile: str, keep: Path | None) -> tuple[float, float]:
+def rule_costs(wd: Path) -> dict[str, dict[str, float]]:
+    """Per rule, from the run's Snakemake benchmark files: jobs, summed wall and CPU seconds, the
+    longest job's seconds and the largest max_rss (MiB)."""
+    costs: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"jobs": 0, "s": 0.0, "cpu_s": 0.0, "max_s": 0.0, "max_rss_mib": 0.0}
+    )
+    for tsv in sorted((wd / "benchmarks").glob("*/**/*.tsv")):
+        rule = tsv.relative_to(wd / "benchmarks").parts[0]
+        with open(tsv, newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                c = costs[rule]
+                c["jobs"] += 1
+                c["s"] += float(row["s"])
+                c["cpu_s"] += _number(row.get("cpu_time"))
+                c["max_s"] = max(c["max_s"], float(row["s"]))
+                c["max_rss_mib"] = max(c["max_rss_mib"], _number(row.get("max_rss")))
+    return dict(costs)
+
+
+def _number(value: str | None) -> float:
+    """A benchmark file's figure; Snakemake writes NA (or -) where it could not measure one."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def run_once(cores: int, configfile: str, keep: Path | None) -> tuple[float, float, dict[str, dict[str, float]]]:
     with tempfile.TemporaryDirectory(prefix="grokpath-bench-") as tmp:
         wd = Path(tmp)
         for name in ("Snakefile", "config.yaml"):
@@ -37,12 +70,13 @@ def run_once(cores: int, configfile: str, keep: Path | None) -> tuple[float, flo
         start = time.perf_counter()
         subprocess.run(cmd, cwd=wd, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - start
+        costs = rule_costs(wd)
         if keep is not None:  # the last run's results, to look at
             shutil.rmtree(keep, ignore_errors=True)
             shutil.copytree(wd, keep, ignore=shutil.ignore_patterns("resources"))
     # ru_maxrss of children: the largest resident set of any process the runs started (KiB on Linux).
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak_mib
+    return wall, peak_mib, costs
 
 
 def main() -> None:
@@ -52,12 +86,31 @@ def main() -> None:
     parser.add_argument("--configfile", default="config.yaml")
     parser.add_argument("--keep", type=Path, help="copy the last run's folder (without checkpoints) here")
     args = parser.parse_args()
-    walls, peaks = [], []
+    walls, peaks, runs = [], [], []
     for i in range(args.repeats):
-        wall, peak = run_once(args.cores, args.configfile, args.keep)
+        wall, peak, costs = run_once(args.cores, args.configfile, args.keep)
         walls.append(wall)
         peaks.append(peak)
+        runs.append(costs)
         print(f"run {i + 1}: {wall:7.1f} s   peak RSS so far {peak:7.0f} MiB", flush=True)
+    rules = sorted({rule for costs in runs for rule in costs})
+    stages = {
+        rule: {
+            key: round(statistics.median(costs.get(rule, {}).get(key, 0.0) for costs in runs), 1)
+            for key in ("jobs", "s", "cpu_s", "max_s", "max_rss_mib")
+        }
+        for rule in rules
+    }
+    stages = dict(sorted(stages.items(), key=lambda item: -item[1]["s"]))
+    print(
+        f"\n{'rule (medians over runs)':28} {'jobs':>5} {'wall s':>8} {'cpu s':>8} "
+        f"{'longest s':>10} {'max RSS MiB':>12}"
+    )
+    for rule, c in stages.items():
+        print(
+            f"{rule:28} {c['jobs']:>5.0f} {c['s']:>8.1f} {c['cpu_s']:>8.1f} {c['max_s']:>10.1f} "
+            f"{c['max_rss_mib']:>12.0f}"
+        )
     result = {
         "benchmark": "default_run",
         "configfile": args.configfile,
@@ -66,6 +119,7 @@ def main() -> None:
         "wall_s": [round(w, 1) for w in walls],
         "wall_s_median": round(statistics.median(walls), 1),
         "peak_rss_mib": round(max(peaks)),
+        "rules": stages,
     }
     print(f"median {result['wall_s_median']} s over {args.repeats} runs, peak RSS {result['peak_rss_mib']} MiB")
     print(json.dumps(result))
