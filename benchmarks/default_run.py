@@ -3,9 +3,12 @@
 Each repeat runs from scratch in a fresh temporary copy of the workflow. Prints a table and, as
 its last line, one JSON object with the figures. Where the time goes comes from the benchmark file
 every rule writes (`benchmarks/RULE/...tsv`, Snakemake's `benchmark:`): per rule, the jobs, their
-summed wall and CPU seconds, the longest job and the largest resident set, medians over repeats.
-Jobs run side by side (`--cores`), so the sums add up to more than the wall time; rules without a
-benchmark file (the figures, Snakemake's own planning) are not in the table.
+summed wall seconds, the longest job and the largest resident set, medians over repeats. Jobs run
+side by side (`--cores 8` on fewer CPUs), so a job's seconds include waiting for a CPU and the sums
+add up to more than the run; `--cores 1` runs one job at a time, and then each rule's seconds are
+its own cost. Snakemake's CPU seconds are left out: it samples them every second for a job's first
+30 s and every 30 s after, and what a job spends after its last sample is not counted. Rules without a benchmark file (the figures, Snakemake's own
+planning) are not in the table.
 
     python benchmarks/default_run.py [--repeats 3] [--cores 8] [--configfile config.yaml] [--keep DIR]
 """
@@ -31,11 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rule_costs(wd: Path) -> dict[str, dict[str, float]]:
-    """Per rule, from the run's Snakemake benchmark files: jobs, summed wall and CPU seconds, the
-    longest job's seconds and the largest max_rss (MiB)."""
-    costs: dict[str, dict[str, float]] = defaultdict(
-        lambda: {"jobs": 0, "s": 0.0, "cpu_s": 0.0, "max_s": 0.0, "max_rss_mib": 0.0}
-    )
+    """Per rule, from the run's Snakemake benchmark files: jobs, summed wall seconds, the longest
+    job's seconds and the largest max_rss (MiB, as sampled)."""
+    costs: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "s": 0.0, "max_s": 0.0, "max_rss_mib": 0.0})
     for tsv in sorted((wd / "benchmarks").glob("*/**/*.tsv")):
         rule = tsv.relative_to(wd / "benchmarks").parts[0]
         with open(tsv, newline="") as fh:
@@ -43,7 +44,6 @@ def rule_costs(wd: Path) -> dict[str, dict[str, float]]:
                 c = costs[rule]
                 c["jobs"] += 1
                 c["s"] += float(row["s"])
-                c["cpu_s"] += _number(row.get("cpu_time"))
                 c["max_s"] = max(c["max_s"], float(row["s"]))
                 c["max_rss_mib"] = max(c["max_rss_mib"], _number(row.get("max_rss")))
     return dict(costs)
@@ -97,20 +97,14 @@ def main() -> None:
     stages = {
         rule: {
             key: round(statistics.median(costs.get(rule, {}).get(key, 0.0) for costs in runs), 1)
-            for key in ("jobs", "s", "cpu_s", "max_s", "max_rss_mib")
+            for key in ("jobs", "s", "max_s", "max_rss_mib")
         }
         for rule in rules
     }
     stages = dict(sorted(stages.items(), key=lambda item: -item[1]["s"]))
-    print(
-        f"\n{'rule (medians over runs)':28} {'jobs':>5} {'wall s':>8} {'cpu s':>8} "
-        f"{'longest s':>10} {'max RSS MiB':>12}"
-    )
+    print(f"\n{'rule (medians over runs)':28} {'jobs':>5} {'wall s':>8} {'longest s':>10} {'max RSS MiB':>12}")
     for rule, c in stages.items():
-        print(
-            f"{rule:28} {c['jobs']:>5.0f} {c['s']:>8.1f} {c['cpu_s']:>8.1f} {c['max_s']:>10.1f} "
-            f"{c['max_rss_mib']:>12.0f}"
-        )
+        print(f"{rule:28} {c['jobs']:>5.0f} {c['s']:>8.1f} {c['max_s']:>10.1f} {c['max_rss_mib']:>12.0f}")
     result = {
         "benchmark": "default_run",
         "configfile": args.configfile,
