@@ -55,13 +55,11 @@ import argparse
 import contextlib
 import cProfile
 import ctypes
-import importlib.util
 import json
 import platform
 import pstats
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -70,6 +68,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
+from baseline import load_module
 from transformers import OlmoeConfig, OlmoeForCausalLM
 
 from grokpath import extraction, stages
@@ -113,16 +112,6 @@ def build(shape: dict[str, int], max_len: int, dtype: str, device: str, seed: in
 def make_samples(n: int, lengths: tuple[int, int], vocab: int, seed: int = 0) -> list[list[int]]:
     rng = np.random.default_rng(seed)
     return [rng.integers(3, vocab, size=int(rng.integers(lengths[0], lengths[1] + 1))).tolist() for _ in range(n)]
-
-
-def load_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("baseline_extraction", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path} as a module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rss_kib(field: str) -> int:
@@ -216,7 +205,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
             "extract": lambda: run_stage(model, token_ids, batch_size, "full", out),
         }
         if args.baseline_extraction:
-            base = load_module(args.baseline_extraction)
+            base = load_module(args.baseline_extraction, "baseline_extraction")
             passes["baseline"] = lambda: run_stage(model, token_ids, batch_size, "full", out, base)
         wall: dict[str, list[float]] = {k: [] for k in passes}
         cpu: dict[str, list[float]] = {k: [] for k in passes}

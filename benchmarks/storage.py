@@ -53,12 +53,10 @@ lossless, at the same read time; 33-38 instead of 48-50 bytes at 8 experts.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,6 +67,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from baseline import load_module
 
 from grokpath import pathways, stages, tables
 
@@ -102,16 +101,6 @@ BASELINE = {  # with --baseline-tables: the workflow's two writers from another 
 }
 # the tables module each of the workflow's writers comes from (another one for the baselines)
 MODULES: dict[str, ModuleType] = {}
-
-
-def load_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("baseline_tables", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path} as a module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def routing_weights(n: int, layers: int, experts: int, seed: int = 0, concentration: float = 8.0) -> np.ndarray:
@@ -239,7 +228,7 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", metavar="NAME", help="only these candidates (names as printed)")
     args = parser.parse_args()
     if args.baseline_tables:
-        baseline = load_module(args.baseline_tables)
+        baseline = load_module(args.baseline_tables, "baseline_tables")
         CANDIDATES.update(BASELINE)
         MODULES.update(dict.fromkeys(BASELINE, baseline))
     if args.candidates:
