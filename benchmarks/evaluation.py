@@ -1,12 +1,12 @@
 """Evaluation stage: wall time of `stages.run_lm_eval` on the embedded default's four benchmarks.
 
-One checkpoint of a random-weight OLMoE of the default's shape (hidden 64, 4 layers, 8 experts,
-top-2, a word tokenizer), brought in as a `local` checkpoint, and the default config's benchmarks:
-two `generate` and two `choice` tasks (workflow/lm_eval_tasks), each over a 400-item test set of
-modular sums (`--items`), zero-shot (`--fewshot`). Every repeat evaluates with a fresh response
-cache, so every request reaches the model, as on a checkpoint's first evaluation. Process start,
-imports and model loading are outside the timing: they are what the per-rule table of
-default_run.py adds.
+One checkpoint of a random-weight OLMoE of the default's shape (`pretrain.build_model` with
+`pretrain.ModelShape()`: hidden 64, 4 layers, 8 experts, top-2; a word tokenizer), brought in as a
+`local` checkpoint, and the default config's benchmarks: two `generate` and two `choice` tasks
+(workflow/lm_eval_tasks), each over a 400-item test set of modular sums (`--items`), zero-shot
+(`--fewshot`). Every repeat evaluates with a fresh response cache, so every request reaches the
+model, as on a checkpoint's first evaluation. Process start, imports and model loading are outside
+the timing: they are what the per-rule table of default_run.py adds.
 
 `--baseline-tasks DIR` times the same stage with the local task YAMLs of DIR (e.g. an older
 `workflow/lm_eval_tasks`, `git archive HEAD~1 workflow/lm_eval_tasks | tar -x -C /tmp/old`), one
@@ -35,9 +35,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
-from transformers import OlmoeConfig, OlmoeForCausalLM
 
-from grokpath import checkpoints, evaluation, stages
+from grokpath import checkpoints, evaluation, pretrain, stages
 from grokpath.tokenizer import train_word_tokenizer
 
 MODULUS = 97
@@ -53,22 +52,7 @@ TASKS = {
 def make_checkpoint(root: Path) -> Path:
     """A random OLMoE of the embedded default's shape with a word tokenizer, as a local checkpoint."""
     tok = train_word_tokenizer([" ".join(str(i) for i in range(MODULUS)) + " + ="])
-    config = OlmoeConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        num_experts=8,
-        num_experts_per_tok=2,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    OlmoeForCausalLM(config).save_pretrained(root / "src")
+    pretrain.build_model(pretrain.ModelShape(), tok, seed=0).save_pretrained(root / "src")
     tok.save_pretrained(root / "src")
     checkpoints.materialize_folder(root / "src", root / "checkpoint", "local", "1")
     return root / "checkpoint"

@@ -64,7 +64,7 @@ def test_local_tasks_score_every_item(tok, test_set, tmp_path):
 
 
 def test_local_tasks_read_fields_and_render_no_template(tok, test_set, tmp_path, monkeypatch):
-    """lm-eval compiles a Jinja template anew every time it renders one (29% of an evaluation of
+    """lm-eval compiles a Jinja template anew every time it renders one (26-30% of an evaluation of
     the default's benchmarks): the local tasks name the test set's fields instead, few-shot too."""
     import lm_eval.utils
 
