@@ -9,11 +9,13 @@ model, as on a checkpoint's first evaluation. Process start, imports and model l
 the timing: they are what the per-rule table of default_run.py adds.
 
 `--baseline-tasks DIR` times the same stage with the local task YAMLs of DIR (e.g. an older
-`workflow/lm_eval_tasks`, `git archive HEAD~1 workflow/lm_eval_tasks | tar -x -C /tmp/old`), one
-after the other in every repeat, in a rotating order, and checks that both give the same
-predictions and scores for every item.
+`workflow/lm_eval_tasks`, `git archive HEAD~1 workflow/lm_eval_tasks | tar -x -C /tmp/old`), and
+`--baseline-evaluation FILE` with another evaluation.py (`git show HEAD~1:src/grokpath/evaluation.py
+> /tmp/evaluation_old.py`), or both at once: the baseline runs one after the current code in every
+repeat, in a rotating order, and both must give the same predictions and scores for every item.
 
     python benchmarks/evaluation.py [--repeats 5] [--items 400] [--fewshot 0] [--baseline-tasks DIR]
+        [--baseline-evaluation FILE]
 """
 
 from __future__ import annotations
@@ -24,18 +26,24 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse
+import contextlib
 import json
 import logging
 import platform
 import random
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pyarrow.parquet as pq
 import torch
+from baseline import load_module
 
+import grokpath
 from grokpath import checkpoints, evaluation, pretrain, stages
 from grokpath.tokenizer import train_word_tokenizer
 
@@ -92,6 +100,19 @@ def run(checkpoint: Path, test_set: Path, out: Path, fewshot: int) -> float:
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def evaluation_code(module: ModuleType, tasks: Path) -> Iterator[None]:
+    """`stages.run_lm_eval` runs with `module` as grokpath.evaluation, reading the YAMLs of `tasks`."""
+    saved = grokpath.evaluation, module.TASKS_DIR
+    grokpath.evaluation = sys.modules["grokpath.evaluation"] = module  # stages imports it per call
+    module.TASKS_DIR = tasks
+    try:
+        yield
+    finally:
+        grokpath.evaluation = sys.modules["grokpath.evaluation"] = saved[0]
+        module.TASKS_DIR = saved[1]
+
+
 def items(out: Path) -> dict[str, list[dict]]:
     return {name: pq.read_table(out / f"{name}.samples.parquet").to_pylist() for name in TASKS}
 
@@ -102,39 +123,42 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=400, help="items per test set (the default config's: 400)")
     parser.add_argument("--fewshot", type=int, default=0)
     parser.add_argument("--baseline-tasks", type=Path, help="another folder of local task YAMLs to time as `baseline`")
+    parser.add_argument("--baseline-evaluation", type=Path, help="another evaluation.py to time as `baseline`")
     args = parser.parse_args()
     if args.baseline_tasks and not all((args.baseline_tasks / f).is_file() for f in evaluation.LOCAL_KINDS.values()):
         raise SystemExit(f"--baseline-tasks {args.baseline_tasks}: needs {sorted(evaluation.LOCAL_KINDS.values())}")
     logging.disable(logging.WARNING)  # lm-eval's per-call notices would bury the table
     torch.set_num_threads(1)  # the stage's evaluation jobs run with one thread
-    folders = {"current": evaluation.TASKS_DIR}
-    if args.baseline_tasks:
-        folders["baseline"] = args.baseline_tasks.resolve()
+    variants = {"current": (evaluation, evaluation.TASKS_DIR)}
+    if args.baseline_tasks or args.baseline_evaluation:
+        variants["baseline"] = (
+            load_module(args.baseline_evaluation, "baseline_evaluation") if args.baseline_evaluation else evaluation,
+            args.baseline_tasks.resolve() if args.baseline_tasks else evaluation.TASKS_DIR,
+        )
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="grokpath-evaluation-") as tmp:
         root = Path(tmp)
         checkpoint = make_checkpoint(root)
         test_set = root / "test.jsonl"
         make_test_set(test_set, args.items)
-        times: dict[str, list[float]] = {name: [] for name in folders}
+        times: dict[str, list[float]] = {name: [] for name in variants}
         last: dict[str, Path] = {}
-        names = list(folders)
+        names = list(variants)
         for r in range(args.repeats + 1):  # the first round warms up and is not counted
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                evaluation.TASKS_DIR = folders[name]
                 out = root / f"{name}-{r}"
                 out.mkdir()
-                seconds = run(checkpoint, test_set, out, args.fewshot)
+                with evaluation_code(*variants[name]):
+                    seconds = run(checkpoint, test_set, out, args.fewshot)
                 if r:
                     times[name].append(seconds)
                 last[name] = out
-        evaluation.TASKS_DIR = folders["current"]
         same = items(last["current"]) == items(last["baseline"]) if "baseline" in last else None
     load_after = os.getloadavg()
     med = {name: statistics.median(t) for name, t in times.items()}
     requests = args.items * sum(1 if kind == "generate" else 4 for kind in TASKS.values())
     print(f"\n{len(TASKS)} benchmarks x {args.items} items ({requests} requests), {args.fewshot}-shot, fresh caches")
-    print(f"{'task YAMLs':12} {'wall s':>8}  repeats")
+    print(f"{'code':12} {'wall s':>8}  repeats")
     for name, t in times.items():
         print(f"{name:12} {med[name]:>8.3f}  {', '.join(f'{x:.2f}' for x in t)}")
     if same is not None:

@@ -96,6 +96,84 @@ def test_second_run_uses_the_cache_and_checkpoints_never_share_it(tok, test_set,
     ]
 
 
+def _lm_eval_with_its_own_cache(model, tok, test_set, cache_path):
+    """The choice task through lm-eval's own response cache (`use_cache`, its CachingLM)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    task = evaluation.local_task_config("choice", "math_choice", test_set)
+    res = simple_evaluate(
+        model=HFLM(pretrained=model, tokenizer=tok, batch_size=4, device="cpu", add_bos_token=True),
+        tasks=[task],
+        use_cache=str(cache_path),
+        task_manager=TaskManager(include_path=str(evaluation.TASKS_DIR), include_defaults=False),
+        log_samples=True,
+        bootstrap_iters=0,
+    )
+    return [s["resps"] for s in res["samples"][task["task"]]]
+
+
+def test_the_response_cache_is_lm_evals_own_file_both_ways(tok, test_set, tmp_path):
+    """A cache lm-eval wrote (an earlier version of this stage) answers this one's requests, and
+    the other way round: same file name, keys and values."""
+    model = _model(tok, 0)
+    theirs = _lm_eval_with_its_own_cache(model, tok, test_set, tmp_path / "theirs")
+    calls = _calls(model)
+    ours = evaluation.evaluate(model, tok, SPECS[1:], {"math": test_set}, tmp_path / "theirs", batch_size=4)
+    assert calls["n"] == 0
+    assert [s["resps"] for s in ours["math_choice"]["samples"]] == theirs
+
+    fresh = _model(tok, 0)
+    evaluation.evaluate(fresh, tok, SPECS[1:], {"math": test_set}, tmp_path / "ours", batch_size=4)
+    calls = _calls(fresh)
+    assert _lm_eval_with_its_own_cache(fresh, tok, test_set, tmp_path / "ours") == theirs
+    assert calls["n"] == 0
+
+
+def test_answers_computed_before_a_failure_are_kept_for_the_rerun(tok, test_set, tmp_path):
+    """A job that fails mid-task (here in the forward pass of its last batch) keeps the answers of
+    the batches before: the rerun asks the model for the last batch only."""
+    clean = _model(tok, 0)
+    full = _calls(clean)  # a clean run's forward passes, with a cache of its own
+    expected = evaluation.evaluate(clean, tok, SPECS[:1], {"math": test_set}, tmp_path / "clean", batch_size=4)
+
+    model = _model(tok, 0)
+    passes = {"n": 0}
+
+    def fail_on_the_last(*_):
+        passes["n"] += 1
+        if passes["n"] == full["n"]:
+            raise RuntimeError("node lost")
+
+    handle = model.register_forward_hook(fail_on_the_last)
+    with pytest.raises(RuntimeError, match="node lost"):
+        evaluation.evaluate(model, tok, SPECS[:1], {"math": test_set}, tmp_path / "cache", batch_size=4)
+    handle.remove()
+    calls = _calls(model)
+    again = evaluation.evaluate(model, tok, SPECS[:1], {"math": test_set}, tmp_path / "cache", batch_size=4)
+    assert 0 < calls["n"] < full["n"]
+    assert [s["resps"] for s in again["math_generate"]["samples"]] == [
+        s["resps"] for s in expected["math_generate"]["samples"]
+    ]
+
+
+@pytest.mark.parametrize(("seconds", "visible"), [(0.0, True), (3600.0, False)])
+def test_answers_are_committed_every_commit_seconds(tmp_path, monkeypatch, seconds, visible):
+    """What a job killed outright (no error handling runs) leaves in its cache: the answers up to
+    the last periodic commit, and none after it."""
+    from sqlitedict import SqliteDict
+
+    from grokpath import response_cache
+
+    monkeypatch.setattr(response_cache, "COMMIT_SECONDS", seconds)
+    store = response_cache._Store(tmp_path / "cache.db")
+    store.put("key", (-1.5, True))
+    with SqliteDict(str(tmp_path / "cache.db"), flag="r") as other_process:
+        assert ("key" in other_process) is visible
+    store.close()
+
+
 def test_unknown_task_suggests_close_names():
     with pytest.raises(ValueError, match=r"unknown benchmark task 'hellaswagg'.*did you mean \['hellaswag'"):
         evaluation.check_task_names(["generate", "hellaswagg"])

@@ -4,8 +4,9 @@
 object); the CLI is avoided because it writes timestamped file names a workflow cannot track.
 Local tasks are declarative YAMLs in workflow/lm_eval_tasks/ over test sets the workflow writes;
 any other task name is looked up among lm-eval's own tasks. Each checkpoint gets its own response
-cache: lm-eval's cache is keyed by request, not by model, so a shared one would silently return
-the first checkpoint's answers for every later one.
+cache (`response_cache.CachedHFLM`, lm-eval's cache file written in batches): lm-eval's cache is
+keyed by request, not by model, so a shared one would silently return the first checkpoint's
+answers for every later one.
 """
 
 from __future__ import annotations
@@ -163,14 +164,37 @@ def evaluate(
     Tasks that execute generated code (HumanEval+) run only with `allow_code_execution`, which
     the config must say explicitly: lm-eval runs the model's programs on this machine.
     """
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+
+    from grokpath.response_cache import CachedHFLM
 
     if allow_code_execution:
         os.environ["HF_ALLOW_CODE_EVAL"] = "1"  # the code_eval metric refuses to run without it
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, add_bos_token=True)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=any(s.task not in LOCAL_KINDS for s in specs))
+    lm = CachedHFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        device=device,
+        add_bos_token=True,
+        cache_path=cache_path,
+    )
+    try:
+        return _evaluate_specs(lm, manager, specs, test_paths, seed, allow_code_execution)
+    finally:
+        lm.close()
+
+
+def _evaluate_specs(
+    lm: Any,
+    manager: Any,
+    specs: list[TaskSpec],
+    test_paths: dict[str, str],
+    seed: int,
+    allow_code_execution: bool,
+) -> dict[str, dict[str, Any]]:
+    from lm_eval import simple_evaluate
+
     out: dict[str, dict[str, Any]] = {}
     for spec in specs:
         if spec.task in LOCAL_KINDS:
@@ -178,13 +202,11 @@ def evaluate(
             key = task["task"]  # type: ignore[index]
         else:
             task = key = spec.task
-        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         res = simple_evaluate(
-            model=lm,
+            model=lm,  # answers from its own response cache: no use_cache
             tasks=[task],
             num_fewshot=spec.num_fewshot,
             limit=spec.limit,
-            use_cache=str(cache_path),
             task_manager=manager,
             log_samples=True,
             bootstrap_iters=0,
