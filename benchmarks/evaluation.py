@@ -106,6 +106,7 @@ def evaluation_code(module: ModuleType, tasks: Path) -> Iterator[None]:
     saved = grokpath.evaluation, module.TASKS_DIR
     grokpath.evaluation = sys.modules["grokpath.evaluation"] = module  # stages imports it per call
     module.TASKS_DIR = tasks
+    getattr(module, "_ENVIRONMENT", {}).clear()  # made once per process, and each job is a new process
     try:
         yield
     finally:

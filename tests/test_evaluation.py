@@ -81,6 +81,51 @@ def test_local_tasks_read_fields_and_render_no_template(tok, test_set, tmp_path,
     assert shots[0][0].count("=") == 3  # two solved examples, then the item's own prompt
 
 
+def test_competition_math_renders_hendrycks_prompts_without_a_template(tok, tmp_path, monkeypatch):
+    """The paper's MATH task (grokpath_competition_math, 12,500 problems) builds the prompt and
+    target of lm-eval's hendrycks_math templates with functions, few-shot too."""
+    import lm_eval.utils
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    problems = [
+        {"problem": f"What is {a} + {b}?", "solution": f"So $\\boxed{{{a + b}}}$.", "level": "1", "type": "Algebra"}
+        for a, b in [(1, 2), (3, 4), (5, 6)]
+    ]
+    data = tmp_path / "competition_math.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    (tmp_path / "standin.yaml").write_text(  # the task as it is, on a local copy of its dataset
+        f"include: {evaluation.TASKS_DIR / 'grokpath_competition_math.yaml'}\n"
+        "task: competition_math_standin\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    train: {data}\n"
+    )
+
+    def no_template(*_args, **_kwargs):
+        raise AssertionError("grokpath_competition_math rendered a Jinja template")
+
+    monkeypatch.setattr(lm_eval.utils, "apply_template", no_template)
+    res = simple_evaluate(
+        model=HFLM(pretrained=_model(tok, 0), tokenizer=tok, batch_size=4, device="cpu", add_bos_token=True),
+        tasks=["competition_math_standin"],
+        num_fewshot=1,
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+        log_samples=True,
+        bootstrap_iters=0,
+        gen_kwargs={"max_gen_toks": 2},
+    )
+    samples = sorted(res["samples"]["competition_math_standin"], key=lambda s: s["doc_id"])
+    assert [s["target"] for s in samples] == ["3", "7", "11"]
+    solved = {
+        f"Problem: {p['problem']}\nAnswer: {answer}" for p, answer in zip(problems, ["3", "7", "11"], strict=True)
+    }
+    for s, p in zip(samples, problems, strict=True):
+        shot, own = s["arguments"][0][0].rsplit("\n\n", 1)  # one solved problem, then the item's own
+        assert own == f"Problem: {p['problem']}\nAnswer:"
+        assert shot in solved - {f"{own} {s['target']}"}
+
+
 def test_second_run_uses_the_cache_and_checkpoints_never_share_it(tok, test_set, tmp_path):
     a, b = _model(tok, 0), _model(tok, 1)
     first = evaluation.evaluate(a, tok, SPECS[1:], {"math": test_set}, tmp_path / "a", batch_size=4)
@@ -172,6 +217,25 @@ def test_answers_are_committed_every_commit_seconds(tmp_path, monkeypatch, secon
     with SqliteDict(str(tmp_path / "cache.db"), flag="r") as other_process:
         assert ("key" in other_process) is visible
     store.close()
+
+
+def test_the_environment_is_described_once_per_process(tok, test_set, tmp_path, monkeypatch):
+    import lm_eval.evaluator
+
+    reports = []
+    describe = lm_eval.evaluator.add_env_info
+
+    def counted(storage):
+        reports.append(describe(storage))
+
+    monkeypatch.setattr(lm_eval.evaluator, "add_env_info", counted)
+    monkeypatch.setattr(evaluation, "_ENVIRONMENT", {})
+    model = _model(tok, 0)
+    evaluation.evaluate(model, tok, SPECS, {"math": test_set}, tmp_path / "a", batch_size=4)  # two tasks
+    evaluation.evaluate(model, tok, SPECS, {"math": test_set}, tmp_path / "b", batch_size=4)
+    assert len(reports) == 1
+    assert "pretty_env_info" in evaluation._ENVIRONMENT
+    assert lm_eval.evaluator.add_env_info is counted  # evaluate's own patch was undone
 
 
 def test_unknown_task_suggests_close_names():
