@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 
@@ -198,15 +197,18 @@ def _one_environment_report() -> Iterator[None]:
     The report cannot change within a process, so it is made once and copied into every call."""
     import lm_eval.evaluator
 
-    report = lm_eval.evaluator.add_env_info
+    report = lm_eval.evaluator.add_env_info  # an AttributeError if lm-eval renames it
 
     def once(storage: dict[str, Any]) -> None:
         if not _ENVIRONMENT:
             report(_ENVIRONMENT)
         storage.update(copy.deepcopy(_ENVIRONMENT))
 
-    with mock.patch.object(lm_eval.evaluator, "add_env_info", once):  # fails loudly if lm-eval renames it
+    lm_eval.evaluator.add_env_info = once
+    try:
         yield
+    finally:
+        lm_eval.evaluator.add_env_info = report
 
 
 def _evaluate_specs(

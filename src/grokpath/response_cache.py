@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 # turns SQLite's synchronous writes off), so this only bounds what a killed job loses.
 COMMIT_SECONDS = 10.0
 
-REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
-
 
 def cache_file(cache_path: str | Path) -> Path:
     """The SQLite file of a cache path: lm-eval's own name for it (rank 0), so caches carry over."""

@@ -1,6 +1,6 @@
 """lm-eval hooks of grokpath_competition_math: the ones of lm-eval's hendrycks_math tasks, and its
 prompt and target as functions rather than Jinja templates, which lm-eval compiles anew for every
-document it renders (12,500 problems, each rendered twice)."""
+document it renders (12,500 problems, a prompt and a target each)."""
 
 from lm_eval.tasks.hendrycks_math.utils import process_docs, process_results
 
