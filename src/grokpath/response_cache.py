@@ -1,13 +1,14 @@
 """lm-eval's response cache for one checkpoint, written in batches.
 
 `simple_evaluate(use_cache=...)` wraps the model in lm-eval's CachingLM, which opens its SQLite
-file (sqlitedict) with autocommit: every response is written twice (as the model computes it,
-through the cache hook, and again after the call), each in a transaction of its own, and every
-query, lookups included, captures a Python stack trace. On the embedded default's benchmarks that
-was 38% of the evaluation stage's time (benchmarks/evaluation.py). `CachedHFLM` keeps lm-eval's
-file, keys (`hash_args`) and pickled values, so caches written by either one serve the other, but
-commits every `COMMIT_SECONDS`, at the end of every call and on any error: a job killed outright
-(SLURM's SIGTERM) loses at most the last seconds of responses, not the whole cache.
+file (sqlitedict) with autocommit: each write of a response (as the model computes it, through the
+cache hook, and again after the call) is a transaction of its own, and every query, lookups
+included, captures a Python stack trace. On the embedded default's benchmarks that was 38% of the
+evaluation stage's time (benchmarks/evaluation.py). `CachedHFLM` keeps lm-eval's file, keys
+(`hash_args`), pickled values and both writes (the one after the call keeps a response whose
+model never reports it to the hook), so caches written by either one serve the other, but commits
+every `COMMIT_SECONDS`, at the end of every call and on any error: a job killed outright (SLURM's
+SIGTERM) loses at most the last seconds of responses, not the whole cache.
 """
 
 from __future__ import annotations
@@ -97,10 +98,10 @@ class CachedHFLM(HFLM):
         self._store.close()
 
     def _answer(self, attr: str, requests: list[Any], disable_tqdm: bool) -> list[Any]:
+        keys = [hash_args(attr, req.args) for req in requests]
         results: list[Any] = [None] * len(requests)
         todo: list[int] = []
-        for i, req in enumerate(requests):
-            key = hash_args(attr, req.args)
+        for i, (req, key) in enumerate(zip(requests, keys, strict=True)):
             if not _sampled(attr, req) and key in self._store:
                 results[i] = self._store[key]
             else:
@@ -114,7 +115,7 @@ class CachedHFLM(HFLM):
             fresh = getattr(super(), attr)([requests[i] for i in todo], disable_tqdm=disable_tqdm)
             for i, res in zip(todo, fresh, strict=True):
                 results[i] = res
-                self._store.put(hash_args(attr, requests[i].args), res)
+                self._store.put(keys[i], res)
         finally:  # what the model answered before an error is kept for the rerun
             self._store.commit()
         return results
