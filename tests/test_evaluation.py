@@ -81,13 +81,26 @@ def test_local_tasks_read_fields_and_render_no_template(tok, test_set, tmp_path,
     assert shots[0][0].count("=") == 3  # two solved examples, then the item's own prompt
 
 
+def _lm_eval(model, tok, tasks, include_path, **options):
+    """lm-eval's `simple_evaluate` called directly on an HFLM, not through `evaluation.evaluate`."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    return simple_evaluate(
+        model=HFLM(pretrained=model, tokenizer=tok, batch_size=4, device="cpu", add_bos_token=True),
+        tasks=tasks,
+        task_manager=TaskManager(include_path=str(include_path), include_defaults=False),
+        log_samples=True,
+        bootstrap_iters=0,
+        **options,
+    )
+
+
 def test_competition_math_renders_hendrycks_prompts_without_a_template(tok, tmp_path, monkeypatch):
     """The paper's MATH task (grokpath_competition_math, 12,500 problems) builds the prompt and
     target of lm-eval's hendrycks_math templates with functions, few-shot too."""
     import lm_eval.utils
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     problems = [
         {"problem": f"What is {a} + {b}?", "solution": f"So $\\boxed{{{a + b}}}$.", "level": "1", "type": "Algebra"}
@@ -106,14 +119,8 @@ def test_competition_math_renders_hendrycks_prompts_without_a_template(tok, tmp_
         raise AssertionError("grokpath_competition_math rendered a Jinja template")
 
     monkeypatch.setattr(lm_eval.utils, "apply_template", no_template)
-    res = simple_evaluate(
-        model=HFLM(pretrained=_model(tok, 0), tokenizer=tok, batch_size=4, device="cpu", add_bos_token=True),
-        tasks=["competition_math_standin"],
-        num_fewshot=1,
-        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
-        log_samples=True,
-        bootstrap_iters=0,
-        gen_kwargs={"max_gen_toks": 2},
+    res = _lm_eval(
+        _model(tok, 0), tok, ["competition_math_standin"], tmp_path, num_fewshot=1, gen_kwargs={"max_gen_toks": 2}
     )
     samples = sorted(res["samples"]["competition_math_standin"], key=lambda s: s["doc_id"])
     assert [s["target"] for s in samples] == ["3", "7", "11"]
@@ -143,19 +150,8 @@ def test_second_run_uses_the_cache_and_checkpoints_never_share_it(tok, test_set,
 
 def _lm_eval_with_its_own_cache(model, tok, test_set, cache_path):
     """The choice task through lm-eval's own response cache (`use_cache`, its CachingLM)."""
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
     task = evaluation.local_task_config("choice", "math_choice", test_set)
-    res = simple_evaluate(
-        model=HFLM(pretrained=model, tokenizer=tok, batch_size=4, device="cpu", add_bos_token=True),
-        tasks=[task],
-        use_cache=str(cache_path),
-        task_manager=TaskManager(include_path=str(evaluation.TASKS_DIR), include_defaults=False),
-        log_samples=True,
-        bootstrap_iters=0,
-    )
+    res = _lm_eval(model, tok, [task], evaluation.TASKS_DIR, use_cache=str(cache_path))
     return [s["resps"] for s in res["samples"][task["task"]]]
 
 
