@@ -5,8 +5,9 @@ the same threads and the same device, timed side by side: after one untimed warm
 repeat runs every pass once, in a rotating order, each writing into a fresh folder (as a Snakemake
 job does: its old outputs are removed before it runs).
 
-- `bare`: pad each batch (`extraction.pad_batch`), move it to the device,
-  `model(..., use_cache=False).logits` (no KV cache, as the stage: nothing is generated).
+- `bare`: pad each batch (`extraction.pad_batch`), move it to the device as the stage does
+  (`extraction.to_device`: to a GPU without waiting), `model(..., use_cache=False).logits` (no KV
+  cache, as the stage: nothing is generated); on a GPU it waits only once, after the last batch.
 - `capture`: `extraction.iter_batches(routing="full")` consumed without writing anything: the
   forward pass, the per-sample loss and the routing capture (hooks, softmax, token averages).
 - `loss`: `extraction.iter_batches(routing=None)` into the stage's `_write_extraction` (what
@@ -143,7 +144,9 @@ def run_bare(model: torch.nn.Module, token_ids: list[list[int]], batch_size: int
     with torch.inference_mode():
         for idx in extraction.length_batches([len(t) for t in token_ids], batch_size):
             ids, mask = extraction.pad_batch([token_ids[i] for i in idx], PAD_ID)
-            model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits  # noqa: B018
+            dev = torch.device(device)  # the stage's transfers: to a GPU through pinned memory, not waiting
+            ids, mask = extraction.to_device(ids, dev), extraction.to_device(mask, dev)
+            model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # noqa: B018
     _sync(device)
 
 

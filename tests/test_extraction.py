@@ -175,3 +175,27 @@ def test_fast_softmax_and_nll_match_torch_where_exp_overflows_or_underflows(scal
     targets = torch.randint(0, 300, (60,), generator=g)
     expected = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
     torch.testing.assert_close(extraction._token_nll(logits, targets), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_each_batch_is_handed_over_after_the_next_one_was_launched(tiny_olmoe):
+    """The pipelining a GPU needs: batch i reaches the caller once batch i+1's forward pass was
+    launched (the last one after the loop), every batch once, in order, with its own numbers."""
+    model, tok = tiny_olmoe
+    forwards = []
+    handle = model.register_forward_hook(lambda *_: forwards.append(1))
+    ids = [tok(t)["input_ids"] for t in TEXTS]
+    sids = [f"s{i}" for i in range(len(TEXTS))]
+    try:
+        seen = [
+            (len(forwards), b.sample_ids)
+            for b in extraction.iter_batches(model, ids, sids, tok.pad_token_id, 2, routing="full")
+        ]
+    finally:
+        handle.remove()
+    order = [[sids[i] for i in idx] for idx in extraction.length_batches([len(r) for r in ids], 2)]
+    assert [s for _, s in seen] == order
+    assert [n for n, _ in seen] == [2, 3, 3]  # 3 batches: the last is handed over after the loop
+    one_by_one = _run(model, tok, batch_size=1)
+    for sid, (loss, _, probs) in _run(model, tok, batch_size=2).items():
+        assert loss == pytest.approx(one_by_one[sid][0], abs=1e-5)
+        np.testing.assert_allclose(probs, one_by_one[sid][2], atol=1e-6)

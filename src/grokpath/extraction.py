@@ -261,6 +261,44 @@ def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device`. To a GPU it goes through pinned memory without waiting: a copy
+    from pageable memory first waits for every kernel queued before it, so the host could not
+    pad and launch the next batch while the GPU still runs this one."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+def _to_host(t: torch.Tensor) -> torch.Tensor:
+    """A device tensor's copy into pinned host memory, queued behind the kernels that compute it;
+    read it only after the batch's event (`_Pending.ready`) has completed."""
+    if t.device.type != "cuda":
+        return t.cpu()
+    return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
+
+
+@dataclass
+class _Pending:
+    """A batch whose kernels and copies to the host are queued, not necessarily done."""
+
+    idx: np.ndarray
+    n_tokens: np.ndarray
+    loss: torch.Tensor  # [B] float64, on the host once `ready` completes
+    probs: torch.Tensor | None
+    ready: torch.cuda.Event | None  # None on the CPU, where everything ran when it was called
+
+    def result(self, sample_ids: list[str]) -> BatchResult:
+        if self.ready is not None:
+            self.ready.synchronize()
+        return BatchResult(
+            sample_ids=[sample_ids[i] for i in self.idx],
+            n_tokens=self.n_tokens,
+            loss=self.loss.numpy(),
+            probs=None if self.probs is None else self.probs.numpy(),
+        )
+
+
 def iter_batches(
     model: torch.nn.Module,
     token_ids: list[list[int]],
@@ -270,7 +308,11 @@ def iter_batches(
     routing: str | None = "full",
     desc: str = "extract",
 ) -> Iterator[BatchResult]:
-    """Forward every sample once; yields per-batch losses and (if `routing`) routing weights."""
+    """Forward every sample once; yields per-batch losses and (if `routing`) routing weights.
+
+    Each batch is yielded after the next one was launched: on a GPU, the caller's work on a
+    batch (the Parquet tables) and the padding and launching of the next one run on the host
+    while the GPU computes, instead of the GPU waiting for the host between batches."""
     if routing is not None and routing not in ROUTING_MODES:
         raise ValueError(f"routing must be one of {ROUTING_MODES}, got {routing!r}")
     short = [sid for sid, ids in zip(sample_ids, token_ids, strict=True) if len(ids) < 2]
@@ -282,33 +324,37 @@ def iter_batches(
     device = next(model.parameters()).device
     model.eval()
     start = time.perf_counter()
+    pending: _Pending | None = None
     try:
         with torch.inference_mode(), tqdm(total=len(token_ids), desc=desc, unit="sample", mininterval=5) as bar:
             for idx in length_batches([len(t) for t in token_ids], batch_size):
-                rows = [token_ids[i] for i in idx]
-                ids, mask = pad_batch(rows, pad_id)
+                ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
                 n_tokens = mask.sum(1).numpy().astype(np.int32)  # on the host: no device sync
-                ids, mask = ids.to(device), mask.to(device)
+                ids, mask = to_device(ids, device), to_device(mask, device)
                 if capture is not None:
                     capture.start(mask)
                 # use_cache=False: nothing is generated, and building the KV cache cost ~3% of the
                 # default model's extraction (benchmarks/routing_overhead.py --baseline-extraction);
                 # at the paper's shape it would hold 4 GB (OLMoE-1B-7B, 16 x 2048 tokens in bf16).
                 logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-                loss = _sample_loss(logits, ids, mask)
+                loss = _sample_loss(logits, ids, mask).double()
                 del logits  # [B, T, V]: the largest tensor of the pass
                 probs = None
                 if capture is not None:
                     outputs = capture.reduce()
-                    probs = torch.stack([outputs[i] for i, _ in gates], dim=1).cpu().numpy()
+                    probs = torch.stack([outputs[i] for i, _ in gates], dim=1)
                     capture.outputs.clear()
-                bar.update(len(rows))
-                yield BatchResult(
-                    sample_ids=[sample_ids[i] for i in idx],
-                    n_tokens=n_tokens,
-                    loss=loss.double().cpu().numpy(),
-                    probs=probs,
-                )
+                batch = _Pending(idx, n_tokens, _to_host(loss), None if probs is None else _to_host(probs), None)
+                if device.type == "cuda":
+                    batch.ready = torch.cuda.Event()
+                    batch.ready.record()
+                if pending is not None:
+                    bar.update(len(pending.idx))
+                    yield pending.result(sample_ids)
+                pending = batch
+            if pending is not None:
+                bar.update(len(pending.idx))
+                yield pending.result(sample_ids)
     finally:
         if capture is not None:
             capture.close()
