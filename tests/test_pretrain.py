@@ -53,8 +53,28 @@ def test_summary_ignores_a_single_evaluation_spike():
     )
     s = summarize_grokking(traj, tolerance=0.05, threshold=0.9)["math"]
     assert s["loss_converged_step"] == 100
-    # smoothed test accuracy: 0, 0, .1, .6, .95, .97, .975 -> sustained from 400
+    # smoothed test accuracy: 0, 0, .1, .6, .95, .97, .98 -> sustained from 400
     assert s["test_accuracy_rise_step"] == 400
+
+
+def test_summary_ignores_a_two_evaluation_loss_spike_late_in_training():
+    # the embedded series' math loss: flat from step 2, a spike over two evaluations near the end
+    loss = [5.0, 2.0, 1.62, 1.60, 1.61, 1.60, 1.59, 1.60, 1.83, 1.68, 1.61, 1.60]
+    steps = [25 * i for i in range(len(loss))]
+    traj = pl.DataFrame(
+        {
+            "model": "m",
+            "step": steps,
+            "domain": "math",
+            "train_loss": loss,
+            "train_accuracy": [0.0] + [1.0] * (len(loss) - 1),
+            "test_accuracy": [0.0] * 6 + [0.95] * (len(loss) - 6),
+        }
+    )
+    s = summarize_grokking(traj, tolerance=0.05, threshold=0.9)["math"]
+    assert s["loss_converged_step"] == 50
+    assert s["test_accuracy_rise_step"] == 150
+    assert s["grokking_gap_steps"] == 100
 
 
 def _train(tmp_path, name):

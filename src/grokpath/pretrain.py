@@ -202,16 +202,24 @@ def first_sustained(steps: list[int], ok: list[bool]) -> int | None:
     return found
 
 
+# Evaluations in the rolling median that `summarize_grokking` reads: 5, so a spike of up to two
+# evaluations does not hide a settled curve. The embedded series' late weight decay and slow-gradient
+# amplification make the math loss spike for ~50 steps (two evaluations) near step 1025; with a
+# median of three that spike moved "loss flat" from step ~475 to 1075, after the held-out rise.
+_SMOOTH_EVALUATIONS = 5
+
+
 def _smooth(values: pl.Series) -> np.ndarray:
-    """Rolling median of three evaluations; the two ends keep their raw value."""
-    return values.rolling_median(3, center=True).fill_null(values).to_numpy()
+    """Rolling median of `_SMOOTH_EVALUATIONS` evaluations; the ends keep their raw values."""
+    return values.rolling_median(_SMOOTH_EVALUATIONS, center=True).fill_null(values).to_numpy()
 
 
 def summarize_grokking(trajectory: pl.DataFrame, tolerance: float, threshold: float) -> dict[str, dict]:
     """Per domain: when training loss went flat and when train and held-out accuracy rose.
 
     Each is the first evaluation from which the condition holds at every later one, on a rolling
-    median of three evaluations so that a single-evaluation spike does not hide a settled curve.
+    median of five evaluations (`_smooth`) so that a spike of one or two evaluations does not hide
+    a settled curve.
     """
     out = {}
     for (domain,), df in trajectory.sort("step").group_by(["domain"], maintain_order=True):
