@@ -141,10 +141,11 @@ def _sync(device: str) -> None:
 
 def run_bare(model: torch.nn.Module, token_ids: list[list[int]], batch_size: int, device: str) -> None:
     """The forward passes alone, batched exactly as `extraction.iter_batches` batches them."""
+    dev = torch.device(device)
     with torch.inference_mode():
         for idx in extraction.length_batches([len(t) for t in token_ids], batch_size):
             ids, mask = extraction.pad_batch([token_ids[i] for i in idx], PAD_ID)
-            dev = torch.device(device)  # the stage's transfers: to a GPU through pinned memory, not waiting
+            # the stage's transfers: to a GPU through pinned memory, not waiting
             ids, mask = extraction.to_device(ids, dev), extraction.to_device(mask, dev)
             model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # noqa: B018
     _sync(device)

@@ -278,6 +278,15 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
     return torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True)
 
 
+def _queued_event(device: torch.device) -> torch.cuda.Event | None:
+    """On a GPU, an event that completes once the work queued so far has run; None on the CPU."""
+    if device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record()
+    return event
+
+
 @dataclass
 class _Pending:
     """A batch whose kernels and copies to the host are queued, not necessarily done."""
@@ -344,10 +353,8 @@ def iter_batches(
                     outputs = capture.reduce()
                     probs = torch.stack([outputs[i] for i, _ in gates], dim=1)
                     capture.outputs.clear()
-                batch = _Pending(idx, n_tokens, _to_host(loss), None if probs is None else _to_host(probs), None)
-                if device.type == "cuda":
-                    batch.ready = torch.cuda.Event()
-                    batch.ready.record()
+                loss, probs = _to_host(loss), None if probs is None else _to_host(probs)
+                batch = _Pending(idx, n_tokens, loss, probs, _queued_event(device))  # after the copies
                 if pending is not None:
                     bar.update(len(pending.idx))
                     yield pending.result(sample_ids)
