@@ -1,3 +1,7 @@
+import os
+import time
+from types import SimpleNamespace
+
 import pytest
 from conftest import random_olmoe
 
@@ -103,3 +107,90 @@ def test_a_tokenizer_that_disagrees_with_the_samples_fails_before_released_weigh
     assert (ckpt / checkpoints.RELEASED).exists()
     assert not (ckpt / "model.safetensors").exists()
     assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.fixture
+def count_hashes(monkeypatch):
+    """The names of the files read and hashed, in order."""
+    hashed = []
+    real = checkpoints.sha256_file
+
+    def counting(path):
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(checkpoints, "sha256_file", counting)
+    return hashed
+
+
+def later(monkeypatch, seconds=10):
+    """Verification runs `seconds` after the files were last changed (a test's files are new)."""
+    monkeypatch.setattr(checkpoints, "time", SimpleNamespace(time_ns=lambda: time.time_ns() + seconds * 10**9))
+
+
+def test_an_unchanged_checkpoint_is_verified_without_reading_it_again(series, count_hashes, monkeypatch):
+    _, dest = series
+    later(monkeypatch)
+    count_hashes.clear()
+    manifest = checkpoints.read_manifest(dest)
+    assert sorted(count_hashes) == sorted(f["name"] for f in manifest["files"])
+    assert (dest / checkpoints.VERIFIED).is_file()
+    count_hashes.clear()
+    assert checkpoints.read_manifest(dest) == manifest
+    assert count_hashes == []
+    # the stamps are hidden: not part of the manifest or its content hash
+    assert checkpoints.VERIFIED not in {f["name"] for f in checkpoints.file_entries(dest)}
+
+
+@pytest.mark.parametrize("change", ["in place, same size, mtime set back", "replaced, same size"])
+def test_a_changed_file_is_hashed_again_and_caught(series, count_hashes, monkeypatch, change):
+    _, dest = series
+    later(monkeypatch)
+    checkpoints.read_manifest(dest)
+    weights = dest / "model.safetensors"
+    before = weights.stat()
+    data = weights.read_bytes()
+    damaged = data[:-1] + bytes([data[-1] ^ 1])
+    if change.startswith("in place"):  # writes through the hard link: the source is damaged too
+        with open(weights, "r+b") as fh:
+            fh.write(damaged)
+        os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # ctime cannot be set back
+    else:
+        weights.unlink()
+        weights.write_bytes(damaged)
+    count_hashes.clear()
+    with pytest.raises(ValueError, match=r"file model.safetensors does not match its manifest"):
+        checkpoints.read_manifest(dest)
+    assert count_hashes[-1] == "model.safetensors"
+
+
+def test_a_file_changed_just_before_it_was_hashed_is_hashed_again(series, count_hashes):
+    _, dest = series  # written moments ago: a change in the same clock tick could go unseen
+    checkpoints.read_manifest(dest)
+    count_hashes.clear()
+    checkpoints.read_manifest(dest)
+    assert "model.safetensors" in count_hashes
+
+
+def test_damaged_stamps_mean_hashing_everything(series, count_hashes, monkeypatch):
+    _, dest = series
+    later(monkeypatch)
+    checkpoints.read_manifest(dest)
+    (dest / checkpoints.VERIFIED).write_text("{not json")
+    count_hashes.clear()
+    manifest = checkpoints.read_manifest(dest)
+    assert sorted(count_hashes) == sorted(f["name"] for f in manifest["files"])
+    count_hashes.clear()
+    checkpoints.read_manifest(dest)  # and they were written afresh
+    assert count_hashes == []
+
+
+def test_released_and_restored_weights_are_hashed_again(series, count_hashes, monkeypatch):
+    _, dest = series
+    later(monkeypatch)
+    checkpoints.read_manifest(dest)
+    checkpoints.release_weights(dest)
+    count_hashes.clear()
+    checkpoints.ensure_weights(dest)
+    # once from the source before it is linked back, once in the folder
+    assert count_hashes.count("model.safetensors") == 2

@@ -2,7 +2,9 @@
 
 The manifest (source, repo or path, revision, resolved commit sha or content hash, and every
 file's size and sha256) is written last, so its presence means the folder is complete; readers
-verify the files against it.
+verify the files against it. A file is read and hashed again only when it may have changed since
+it was last hashed (`Stamps`): re-hashing every checkpoint in every stage read 28 GB per stage
+and checkpoint of the paper's run (benchmarks/verification.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import json
 import logging
 import os
 import shutil
+import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,12 +39,73 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------- verification stamps
+VERIFIED = ".verified.json"  # hidden: never part of a manifest
+# A file whose status changed less than this before it was hashed is hashed again next time:
+# timestamps are coarse (a kernel tick, a network file server's clock), so a write in the same
+# tick after the hash could leave the status as it was.
+_RACY_NS = 2 * 10**9
+
+
+def _status(st: os.stat_result) -> list[int]:
+    """What changes whenever a file's content can have: any write sets mtime and ctime to now, and
+    ctime cannot be set back (utime sets it to now too); a replaced file has another inode."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class Stamps:
+    """The sha256 of each file of a checkpoint folder with the status it had when it was hashed
+    (`VERIFIED`, written next to the manifest), like git's index: while a file's status is the
+    same, its content is, and it is not read again. Delete the file to have every file re-hashed.
+
+    A folder that cannot be written (a shared, read-only store) is hashed in full each time."""
+
+    def __init__(self, folder: Path) -> None:
+        self._path = folder / VERIFIED
+        try:
+            old = json.loads(self._path.read_text())
+        except (OSError, ValueError):  # none yet, or damaged: everything is hashed
+            old = {}
+        self._old: dict[str, list[Any]] = old if isinstance(old, dict) else {}
+        self._new: dict[str, list[Any]] = {}
+
+    def sha256(self, path: Path, name: str, expected: str | None = None) -> str | None:
+        """The file's sha256 (None if it is not a regular file); `expected` is returned without
+        reading the file when it was hashed to that value and has not changed since."""
+        try:
+            before = path.stat()
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(before.st_mode):
+            return None
+        status = _status(before)
+        if expected is not None and self._old.get(name) == [expected, *status]:
+            return expected
+        started = time.time_ns()
+        digest = sha256_file(path)
+        if _status(path.stat()) == status and before.st_ctime_ns < started - _RACY_NS:
+            self._new[name] = [digest, *status]
+        return digest
+
+    def save(self) -> None:
+        """Record the files hashed since this was made (best effort: a lost stamp costs a hash)."""
+        if not self._new:
+            return
+        try:
+            io.write_json(self._path, {**self._old, **self._new})
+        except OSError as error:
+            log.debug("cannot record verified files in %s: %s", self._path, error)
+
+
 def file_entries(folder: Path) -> list[dict[str, Any]]:
-    return [
-        {"name": p.relative_to(folder).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
-    ]
+    stamps = Stamps(folder)
+    entries = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith("."):
+            name = p.relative_to(folder).as_posix()
+            entries.append({"name": name, "size": p.stat().st_size, "sha256": stamps.sha256(p, name)})
+    stamps.save()
+    return entries
 
 
 def content_hash(files: list[dict[str, Any]]) -> str:
@@ -69,7 +134,7 @@ def materialize_folder(src: Path, dest: Path, source: str, revision: str) -> dic
     if manifest_path.exists():
         manifest_path.unlink()
     for f in sorted(src.rglob("*")):
-        if f.is_file():
+        if f.is_file() and f.name != VERIFIED:  # a source's stamps describe its files, not dest's
             _link_or_copy(f, dest / f.relative_to(src))
     files = file_entries(dest)
     manifest = {
@@ -93,15 +158,23 @@ def read_manifest(folder: str | Path, verify: bool = True, skip_weights: bool = 
         raise FileNotFoundError(f"{folder} is not a complete checkpoint: {MANIFEST} is missing")
     manifest = json.loads(path.read_text())
     if verify:
-        for f in manifest["files"]:
-            if skip_weights and is_weight_file(f["name"]):
-                continue
-            p = folder / f["name"]
-            if not p.is_file() or p.stat().st_size != f["size"] or sha256_file(p) != f["sha256"]:
-                raise ValueError(
-                    f"checkpoint {folder}: file {f['name']} does not match its manifest "
-                    f"(size/sha256 differ or file missing); delete the folder and rerun to fetch it again"
-                )
+        stamps = Stamps(folder)
+        try:
+            for f in manifest["files"]:
+                if skip_weights and is_weight_file(f["name"]):
+                    continue
+                p = folder / f["name"]
+                if (
+                    not p.is_file()
+                    or p.stat().st_size != f["size"]
+                    or stamps.sha256(p, f["name"], f["sha256"]) != f["sha256"]
+                ):
+                    raise ValueError(
+                        f"checkpoint {folder}: file {f['name']} does not match its manifest "
+                        f"(size/sha256 differ or file missing); delete the folder and rerun to fetch it again"
+                    )
+        finally:  # the files hashed before a mismatch were verified all the same
+            stamps.save()
     return manifest
 
 
