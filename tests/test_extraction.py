@@ -1,4 +1,5 @@
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -95,7 +96,7 @@ def test_model_without_moe_names_supported_families():
 def test_tokenizer_mismatch_is_refused(tiny_olmoe):
     _, tok = tiny_olmoe
     good = token_sha256(tok("a b")["input_ids"])
-    assert extraction.tokenize_checked(tok, ["a b"], ["s"], [good], "m/c") == [tok("a b")["input_ids"]]
+    assert extraction.tokenize_checked(tok, ["a b"], ["s"], [good], "m/c").tolist() == [tok("a b")["input_ids"]]
     with pytest.raises(ValueError, match=r"checkpoint m/c: its tokenizer gives different token ids"):
         extraction.tokenize_checked(tok, ["a c"], ["s"], [good], "m/c")
 
@@ -110,6 +111,52 @@ def test_pad_batch_right_pads_and_masks():
     assert ids.tolist() == [[5, 6, 7], [8, -100, -100], [9, 10, -100]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
     assert ids.dtype == mask.dtype == torch.long
+
+
+def test_token_rows_hold_the_rows_across_parts(monkeypatch):
+    monkeypatch.setattr(extraction, "_PART_TOKENS", 4)  # rows split over several int32 parts
+    rows = [[5, 6, 7], [8], [9, 10, 11, 12, 13], [], [70000, 2]]
+    held = extraction.TokenRows.from_rows(iter(rows))  # one pass: a generator is enough
+    assert held.tolist() == rows
+    assert len(held) == 5
+    assert held.lengths.tolist() == [3, 1, 5, 0, 2]
+    assert held.ids.dtype == np.int32
+
+
+def test_token_rows_pad_as_pad_batch_does():
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 50_000, int(n)).tolist() for n in rng.integers(1, 12, 40)]
+    held = extraction.TokenRows.from_rows(rows)
+    for idx in (np.arange(40), np.array([7, 3, 30]), np.array([12])):
+        ids, mask = held.pad(idx, -100)
+        want_ids, want_mask = extraction.pad_batch([rows[i] for i in idx], -100)
+        assert torch.equal(ids, want_ids)
+        assert torch.equal(mask, want_mask)
+        assert ids.dtype == mask.dtype == torch.long
+
+
+def test_token_rows_and_lists_extract_the_same(tiny_olmoe):
+    model, tok = tiny_olmoe
+    lists = [tok(t)["input_ids"] for t in TEXTS]
+    sids = [f"s{i}" for i in range(len(TEXTS))]
+    held = list(extraction.iter_batches(model, extraction.TokenRows.from_rows(lists), sids, tok.pad_token_id, 2))
+    plain = list(extraction.iter_batches(model, lists, sids, tok.pad_token_id, 2))
+    for a, b in zip(held, plain, strict=True):
+        assert a.sample_ids == b.sample_ids
+        np.testing.assert_array_equal(a.loss, b.loss)
+        np.testing.assert_array_equal(a.probs, b.probs)
+    with pytest.raises(ValueError, match="5 token rows for 4 sample ids"):
+        next(extraction.iter_batches(model, lists, sids[:4], tok.pad_token_id, 2))
+
+
+def test_tokenize_checked_reads_table_columns(tiny_olmoe):
+    _, tok = tiny_olmoe
+    df = pl.DataFrame({"text": TEXTS, "sha": [token_sha256(tok(t)["input_ids"]) for t in TEXTS]})
+    rows = extraction.tokenize_checked(tok, df["text"], [f"s{i}" for i in range(5)], df["sha"], "m/c")
+    assert rows.tolist() == [tok(t)["input_ids"] for t in TEXTS]
+    bad = df.with_columns(pl.Series("sha", [*df["sha"][:3], "x", "y"]))
+    with pytest.raises(ValueError, match=r"for 2 of 5 samples \(first: \['s3', 's4'\]\)"):
+        extraction.tokenize_checked(tok, bad["text"], [f"s{i}" for i in range(5)], bad["sha"], "m/c")
 
 
 @pytest.mark.parametrize("n_experts", [4, 8, 16, 40])
@@ -179,7 +226,7 @@ def test_fast_softmax_and_nll_match_torch_where_exp_overflows_or_underflows(scal
 
 def test_each_batch_is_handed_over_after_the_next_one_was_launched(tiny_olmoe):
     """The pipelining a GPU needs: batch i reaches the caller once batch i+1's forward pass was
-    launched (the last one after the loop), every batch once, in order, with its own numbers."""
+    launched (the last one after the loop), every batch once, longest first, with its own numbers."""
     model, tok = tiny_olmoe
     forwards = []
     handle = model.register_forward_hook(lambda *_: forwards.append(1))
@@ -192,8 +239,11 @@ def test_each_batch_is_handed_over_after_the_next_one_was_launched(tiny_olmoe):
         ]
     finally:
         handle.remove()
-    order = [[sids[i] for i in idx] for idx in extraction.length_batches([len(r) for r in ids], 2)]
+    # longest batches first (the allocator's memory stays that of the first batch)
+    order = [[sids[i] for i in idx] for idx in extraction.length_batches([len(r) for r in ids], 2)][::-1]
     assert [s for _, s in seen] == order
+    widths = [max(len(ids[sids.index(s)]) for s in batch) for _, batch in seen]
+    assert widths == sorted(widths, reverse=True)
     assert [n for n, _ in seen] == [2, 3, 3]  # 3 batches: the last is handed over after the loop
     one_by_one = _run(model, tok, batch_size=1)
     for sid, (loss, _, probs) in _run(model, tok, batch_size=2).items():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,61 @@ class BatchResult:
     n_tokens: np.ndarray  # [B]
     loss: np.ndarray  # [B] mean next-token NLL
     probs: np.ndarray | None  # [B, L, K] token-averaged routing weights
+
+
+# Ids gathered into one int32 array at a time by `TokenRows.from_rows` (256 KiB).
+_PART_TOKENS = 2**16
+
+
+@dataclass(frozen=True)
+class TokenRows:
+    """Rows of token ids in one flat int32 array with row offsets: 4 bytes per token.
+
+    Python lists of ints take 8 bytes per id and 28 more per int object above 256 (every id at a
+    real vocabulary): ~36 bytes per token, 740 MB for one paper-sized domain (10k samples of 2,048
+    tokens) held through the whole pass, against 82 MB this way (benchmarks/extraction_memory.py)."""
+
+    ids: np.ndarray  # int32 [total tokens]
+    offsets: np.ndarray  # int64 [rows + 1]: row i is ids[offsets[i]:offsets[i + 1]]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[int]]) -> TokenRows:
+        """One pass over `rows` (a generator is fine), converted `_PART_TOKENS` ids at a time."""
+        parts: list[np.ndarray] = []
+        lengths: list[int] = []
+        pending: list[int] = []
+        for row in rows:
+            lengths.append(len(row))
+            pending.extend(row)
+            if len(pending) >= _PART_TOKENS:
+                parts.append(np.array(pending, dtype=np.int32))
+                pending = []
+        parts.append(np.array(pending, dtype=np.int32))
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(np.concatenate(parts), offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def tolist(self) -> list[list[int]]:
+        return [self[i].tolist() for i in range(len(self))]
+
+    def pad(self, idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows `idx` right-padded, as `pad_batch` pads them: (ids [B, T], mask [B, T]), both int64."""
+        lengths = self.lengths[idx]
+        mask = np.arange(lengths.max()) < lengths[:, None]
+        ids = np.full(mask.shape, pad_id, dtype=np.int64)
+        # the real tokens' positions in `self.ids`, row-major: one gather, no array per row
+        ids[mask] = self.ids[(self.offsets[idx][:, None] + np.arange(mask.shape[1]))[mask]]
+        return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def moe_gates(model: torch.nn.Module) -> list[tuple[int, torch.nn.Module]]:
@@ -255,7 +310,7 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
-def length_batches(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+def length_batches(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Indices grouped by similar length (stable), so padding stays small."""
     order = np.argsort(np.asarray(lengths), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -310,7 +365,7 @@ class _Pending:
 
 def iter_batches(
     model: torch.nn.Module,
-    token_ids: list[list[int]],
+    token_ids: TokenRows | Sequence[Sequence[int]],
     sample_ids: list[str],
     pad_id: int,
     batch_size: int,
@@ -324,9 +379,12 @@ def iter_batches(
     while the GPU computes, instead of the GPU waiting for the host between batches."""
     if routing is not None and routing not in ROUTING_MODES:
         raise ValueError(f"routing must be one of {ROUTING_MODES}, got {routing!r}")
-    short = [sid for sid, ids in zip(sample_ids, token_ids, strict=True) if len(ids) < 2]
+    rows = token_ids if isinstance(token_ids, TokenRows) else TokenRows.from_rows(token_ids)
+    if len(rows) != len(sample_ids):
+        raise ValueError(f"{len(rows)} token rows for {len(sample_ids)} sample ids")
+    short = [sample_ids[i] for i in np.flatnonzero(rows.lengths < 2)[:5]]
     if short:
-        raise ValueError(f"samples need at least 2 tokens for a loss; too short: {short[:5]}")
+        raise ValueError(f"samples need at least 2 tokens for a loss; too short: {short}")
     gates = moe_gates(model) if routing else []
     score = scoring(model) if routing else "softmax"
     capture = _Capture(gates, routing, score) if routing else None
@@ -335,9 +393,13 @@ def iter_batches(
     start = time.perf_counter()
     pending: _Pending | None = None
     try:
-        with torch.inference_mode(), tqdm(total=len(token_ids), desc=desc, unit="sample", mininterval=5) as bar:
-            for idx in length_batches([len(t) for t in token_ids], batch_size):
-                ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
+        with torch.inference_mode(), tqdm(total=len(rows), desc=desc, unit="sample", mininterval=5) as bar:
+            # Longest batches first: every later batch's buffers fit where the first ones' were
+            # freed. Shortest first, each wider batch found no hole to fit in and the heap grew,
+            # batch after batch: 688-837 MiB peak against 631-677 for 64k samples of the default
+            # model (benchmarks/extraction_memory.py); and a batch too large for a GPU fails first.
+            for idx in reversed(length_batches(rows.lengths, batch_size)):
+                ids, mask = rows.pad(idx, pad_id)
                 n_tokens = mask.sum(1).numpy().astype(np.int32)  # on the host: no device sync
                 ids, mask = to_device(ids, device), to_device(mask, device)
                 if capture is not None:
@@ -365,27 +427,36 @@ def iter_batches(
     finally:
         if capture is not None:
             capture.close()
-    log.info("%s: %d samples in %.1f s", desc, len(token_ids), time.perf_counter() - start)
+    log.info("%s: %d samples in %.1f s", desc, len(rows), time.perf_counter() - start)
 
 
 def tokenize_checked(
     tokenizer: object,
-    texts: list[str],
-    sample_ids: list[str],
-    expected_sha: list[str],
+    texts: Iterable[str],
+    sample_ids: Sequence[str],
+    expected_sha: Iterable[str],
     checkpoint: str,
     truncate_to: int | None = None,
-) -> list[list[int]]:
+) -> TokenRows:
     """Tokenize (cut to `truncate_to` tokens, as the manifest was with too_long: truncate) and
-    verify every sample against the frozen manifest's token hashes."""
-    ids = [list(tokenizer(t)["input_ids"])[:truncate_to] for t in texts]  # type: ignore[operator]
-    bad = [sid for sid, row, sha in zip(sample_ids, ids, expected_sha, strict=True) if token_sha256(row) != sha]
+    verify every sample against the frozen manifest's token hashes. Texts and hashes are read one
+    at a time (a table's columns can be passed as they are) and the ids kept as `TokenRows`."""
+    bad: list[str] = []
+
+    def checked() -> Iterator[list[int]]:
+        for sid, text, sha in zip(sample_ids, texts, expected_sha, strict=True):
+            row = list(tokenizer(text)["input_ids"])[:truncate_to]  # type: ignore[operator]
+            if token_sha256(row) != sha:
+                bad.append(sid)
+            yield row
+
+    rows = TokenRows.from_rows(checked())
     if bad:
         raise ValueError(
             f"checkpoint {checkpoint}: its tokenizer gives different token ids than the sample manifest "
-            f"for {len(bad)} of {len(ids)} samples (first: {bad[:3]}); the series must share one tokenizer"
+            f"for {len(bad)} of {len(rows)} samples (first: {bad[:3]}); the series must share one tokenizer"
         )
-    return ids
+    return rows
 
 
 def load_tokenizer(path: str | Path) -> object:

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grokpath import checkpoints, devices, distance, families, io, memorization, pathways, samples, tables
+
+if TYPE_CHECKING:  # torch: imported only by the stages that run a model
+    from grokpath.extraction import TokenRows
 
 log = logging.getLogger(__name__)
 
@@ -310,10 +313,13 @@ def extract_routing(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for domain, split_table, routing_path, loss_path in splits:
         manifest_df = tables.read(split_table, tables.SAMPLES_SCHEMA)
+        token_ids = _checked_ids(tokenizer, manifest_df, model, step, settings)
+        sample_ids = manifest_df["sample_id"].to_list()
+        del manifest_df  # its texts are not needed for the pass: memory stays the ids' 4 bytes per token
         batches = extraction.iter_batches(
             net,
-            _checked_ids(tokenizer, manifest_df, model, step, settings),
-            manifest_df["sample_id"].to_list(),
+            token_ids,
+            sample_ids,
             pad_id,
             settings["batch_size"],
             routing=settings["routing"] if routing_path else None,
@@ -334,15 +340,16 @@ _HEAD_CHECK = 64
 
 def _checked_ids(
     tokenizer: Any, manifest: pl.DataFrame, model: str, step: str, settings: Mapping[str, Any]
-) -> list[list[int]]:
-    """The token ids of a sample manifest's texts, each checked against its frozen token hash."""
+) -> TokenRows:
+    """The token ids of a sample manifest's texts, each checked against its frozen token hash.
+    The text and hash columns are read a slice at a time, not copied into lists of every text."""
     from grokpath import extraction  # torch: only the stages that run a model import it
 
     return extraction.tokenize_checked(
         tokenizer,
-        manifest["text"].to_list(),
+        manifest["text"],
         manifest["sample_id"].to_list(),
-        manifest["token_sha256"].to_list(),
+        manifest["token_sha256"],
         f"{model}/{step}",
         truncate_to=settings["max_tokens"] if settings.get("too_long") == "truncate" else None,
     )
@@ -370,30 +377,32 @@ def _write_extraction(
     loss_path: str,
     meta: dict[str, Any],
 ) -> None:
-    loss_rows: dict[str, list] = {"sample_id": [], "loss": [], "n_tokens": []}
+    sample_ids: list[str] = []
+    losses: list[np.ndarray] = [np.zeros(0, np.float64)]  # per batch: no Python float per sample
+    n_tokens: list[np.ndarray] = [np.zeros(0, np.int32)]
     constants = {"model": model, "step": step, "domain": domain}
     sink = (
         tables.StreamWriter(routing_path, tables.ROUTING_SCHEMA, constants, **meta) if routing_path else nullcontext()
     )
     with sink as writer:
         for b in batches:
-            loss_rows["sample_id"] += b.sample_ids
-            loss_rows["loss"] += b.loss.tolist()
-            loss_rows["n_tokens"] += b.n_tokens.tolist()
+            sample_ids += b.sample_ids
+            losses.append(b.loss)
+            n_tokens.append(b.n_tokens)
             if writer is not None:
                 writer.write(_routing_rows(b, meta["architecture"]["moe_layers"]))
     # sorted by sample id (code point order, which is UTF-8 byte order: polars' order too)
-    sample_ids = np.asarray(loss_rows["sample_id"], dtype=object)
-    order = np.argsort(sample_ids, kind="stable")
+    ids = np.asarray(sample_ids, dtype=object)
+    order = np.argsort(ids, kind="stable")
     n = len(order)
     loss_table = pa.table(
         {
             "model": pa.repeat(pa.scalar(model, pa.string()), n),
             "step": pa.repeat(pa.scalar(step, pa.string()), n),
             "domain": pa.repeat(pa.scalar(domain, pa.string()), n),
-            "sample_id": pa.array(sample_ids[order], pa.string()),
-            "loss": pa.array(np.asarray(loss_rows["loss"], dtype=np.float64)[order]),
-            "n_tokens": pa.array(np.asarray(loss_rows["n_tokens"], dtype=np.int32)[order]),
+            "sample_id": pa.array(ids[order], pa.string()),
+            "loss": pa.array(np.concatenate(losses).astype(np.float64, copy=False)[order]),
+            "n_tokens": pa.array(np.concatenate(n_tokens).astype(np.int32, copy=False)[order]),
         }
     )
     tables.write(loss_table, loss_path, tables.LOSS_SCHEMA, **meta)
