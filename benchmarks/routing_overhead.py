@@ -5,7 +5,8 @@ the same threads and the same device, timed side by side: after one untimed warm
 repeat runs every pass once, in a rotating order, each writing into a fresh folder (as a Snakemake
 job does: its old outputs are removed before it runs).
 
-- `bare`: pad each batch (`extraction.pad_batch`), move it to the device as the stage does
+- `bare`: pad each batch from the tokenized samples the stage holds (`extraction.TokenRows.pad`,
+  longest batches first, as `iter_batches`), move it to the device as the stage does
   (`extraction.to_device`: to a GPU without waiting), `model(..., use_cache=False).logits` (no KV
   cache, as the stage: nothing is generated); on a GPU it waits only once, after the last batch.
 - `capture`: `extraction.iter_batches(routing="full")` consumed without writing anything: the
@@ -16,8 +17,9 @@ job does: its old outputs are removed before it runs).
   sample split): router hooks, softmax over all experts, token averages, the routing Parquet table
   (batches gathered into row groups of `tables.ROW_GROUP_ROWS`), and the loss table.
 - `baseline` (with `--baseline-extraction FILE`): `extract` with another version of
-  extraction.py, e.g. `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a
-  before/after measured in the same run.
+  extraction.py, given the samples as lists of ids (what the stage gave it before `TokenRows`),
+  e.g. `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a before/after
+  measured in the same run.
 
 The headline is the median over repeats of extract / bare, in wall time (the issue's goal: at most
 1.05x on CPU), next to the ratio of the two passes' median times; extract / loss isolates what
@@ -139,33 +141,33 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_bare(model: torch.nn.Module, token_ids: list[list[int]], batch_size: int, device: str) -> None:
+def run_bare(model: torch.nn.Module, rows: extraction.TokenRows, batch_size: int, device: str) -> None:
     """The forward passes alone, batched exactly as `extraction.iter_batches` batches them."""
     dev = torch.device(device)
     with torch.inference_mode():
-        for idx in extraction.length_batches([len(t) for t in token_ids], batch_size):
-            ids, mask = extraction.pad_batch([token_ids[i] for i in idx], PAD_ID)
+        for idx in reversed(extraction.length_batches(rows.lengths, batch_size)):
+            ids, mask = rows.pad(idx, PAD_ID)
             # the stage's transfers: to a GPU through pinned memory, not waiting
             ids, mask = extraction.to_device(ids, dev), extraction.to_device(mask, dev)
             model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # noqa: B018
     _sync(device)
 
 
-def run_capture(model: torch.nn.Module, token_ids: list[list[int]], batch_size: int) -> None:
-    sample_ids = [f"s{i:06d}" for i in range(len(token_ids))]
-    for _ in extraction.iter_batches(model, token_ids, sample_ids, PAD_ID, batch_size, routing="full"):
+def run_capture(model: torch.nn.Module, rows: extraction.TokenRows, batch_size: int) -> None:
+    sample_ids = [f"s{i:06d}" for i in range(len(rows))]
+    for _ in extraction.iter_batches(model, rows, sample_ids, PAD_ID, batch_size, routing="full"):
         pass
 
 
 def run_stage(
     model: torch.nn.Module,
-    token_ids: list[list[int]],
+    token_ids: extraction.TokenRows | list[list[int]],
     batch_size: int,
     routing: str | None,
     out: Path,
     ext: ModuleType = extraction,
 ) -> None:
-    """What `stages.extract_routing` does for one split of one domain."""
+    """What `stages.extract_routing` does for one split of one domain, from its tokenized samples."""
     sample_ids = [f"s{i:06d}" for i in range(len(token_ids))]
     batches = ext.iter_batches(model, token_ids, sample_ids, PAD_ID, batch_size, routing=routing, desc="bench")
     meta = {  # what extract_routing records in both tables
@@ -186,6 +188,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
     lengths = tuple(args.lengths) if args.lengths else LENGTHS[which]
     token_ids = make_samples(n, lengths, shape["vocab"], seed=args.seed)
     n_tokens = sum(len(t) for t in token_ids)
+    rows = extraction.TokenRows.from_rows(token_ids)  # as the stage holds them after tokenizing
     model = build(shape, lengths[1], args.dtype, args.device, seed=args.seed)
     cuda = args.device.startswith("cuda")
     with tempfile.TemporaryDirectory(prefix="grokpath-routing-") as tmp:
@@ -203,10 +206,10 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
             return out
 
         passes: dict[str, Callable[[], None]] = {
-            "bare": lambda: run_bare(model, token_ids, batch_size, args.device),
-            "capture": lambda: run_capture(model, token_ids, batch_size),
-            "loss": lambda: run_stage(model, token_ids, batch_size, None, out),
-            "extract": lambda: run_stage(model, token_ids, batch_size, "full", out),
+            "bare": lambda: run_bare(model, rows, batch_size, args.device),
+            "capture": lambda: run_capture(model, rows, batch_size),
+            "loss": lambda: run_stage(model, rows, batch_size, None, out),
+            "extract": lambda: run_stage(model, rows, batch_size, "full", out),
         }
         if args.baseline_extraction:
             base = load_module(args.baseline_extraction, "baseline_extraction")
