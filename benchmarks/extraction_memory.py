@@ -184,6 +184,8 @@ def main() -> None:
         child(args.child)
         return
 
+    if not Path("/proc/self/clear_refs").exists():
+        sys.exit("extraction_memory.py reads and resets the peak resident set through Linux's /proc: run it on Linux")
     from grokpath.tokenizer import train_word_tokenizer
 
     counts = sorted({int(n) for n in args.samples.split(",")})
