@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import pyarrow as pa
 import torch
 
 from grokpath import io, tables
-from grokpath.extraction import length_batches, pad_batch
+from grokpath.extraction import TokenRows, length_batches
 
 log = logging.getLogger(__name__)
 
@@ -115,22 +115,29 @@ def _check_args(k: float, batch_size: int) -> None:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
 
 
-def _tokenize(tokenizer: Any, texts: Sequence[str], max_tokens: int | None) -> list[list[int]]:
+def _tokenize(tokenizer: Any, texts: Sequence[str], max_tokens: int | None) -> TokenRows:
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not one string")
     if not texts:
         raise ValueError("min_k_plus_plus: no texts to score")
     if max_tokens is not None and max_tokens < 2:
         raise ValueError(f"max_tokens must be at least 2 (one context and one scored token), got {max_tokens}")
-    ids = [list(tokenizer(t)["input_ids"]) for t in texts]
-    if max_tokens is not None:
-        n_cut = sum(len(r) > max_tokens for r in ids)
-        if n_cut:
-            log.info("min_k_plus_plus: %d of %d texts truncated to %d tokens", n_cut, len(ids), max_tokens)
-        ids = [r[:max_tokens] for r in ids]
-    short = [i for i, r in enumerate(ids) if len(r) < 2]
-    if short:
-        raise ValueError(f"texts need at least 2 tokens to score one; too short (indices): {short[:5]}")
+    n_cut = 0
+
+    def cut() -> Iterator[list[int]]:
+        nonlocal n_cut
+        for t in texts:
+            row = list(tokenizer(t)["input_ids"])
+            if max_tokens is not None and len(row) > max_tokens:
+                n_cut += 1
+            yield row[:max_tokens]
+
+    ids = TokenRows.from_rows(cut())  # 4 bytes per token, not a Python list of every id
+    if n_cut:
+        log.info("min_k_plus_plus: %d of %d texts truncated to %d tokens", n_cut, len(ids), max_tokens)
+    short = np.flatnonzero(ids.lengths < 2)
+    if len(short):
+        raise ValueError(f"texts need at least 2 tokens to score one; too short (indices): {short[:5].tolist()}")
     return ids
 
 
@@ -145,7 +152,7 @@ def _pad_id(tokenizer: Any) -> int:
 
 def _scores(
     model: torch.nn.Module,
-    ids: list[list[int]],
+    ids: TokenRows,
     pad_id: int,
     k: float,
     batch_size: int,
@@ -159,8 +166,8 @@ def _scores(
     scores = np.empty(len(ids), dtype=np.float64)
     try:
         with torch.inference_mode():
-            for idx in length_batches([len(r) for r in ids], batch_size):
-                batch, mask = pad_batch([ids[i] for i in idx], pad_id)
+            for idx in reversed(length_batches(ids.lengths, batch_size)):  # longest first, as iter_batches
+                batch, mask = ids.pad(idx, pad_id)
                 batch, mask = batch.to(run_on), mask.to(run_on)
                 logits = model(input_ids=batch, attention_mask=mask, use_cache=False).logits
                 z = token_z_scores(logits, batch)
