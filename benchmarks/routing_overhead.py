@@ -145,7 +145,7 @@ def run_bare(model: torch.nn.Module, rows: extraction.TokenRows, batch_size: int
     """The forward passes alone, batched exactly as `extraction.iter_batches` batches them."""
     dev = torch.device(device)
     with torch.inference_mode():
-        for idx in reversed(extraction.length_batches(rows.lengths, batch_size)):
+        for idx in extraction.length_batches(rows.lengths, batch_size):
             ids, mask = rows.pad(idx, PAD_ID)
             # the stage's transfers: to a GPU through pinned memory, not waiting
             ids, mask = extraction.to_device(ids, dev), extraction.to_device(mask, dev)

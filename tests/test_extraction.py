@@ -103,7 +103,7 @@ def test_tokenizer_mismatch_is_refused(tiny_olmoe):
 
 def test_length_batches_group_similar_lengths():
     batches = extraction.length_batches([5, 1, 4, 2, 3], 2)
-    assert [b.tolist() for b in batches] == [[1, 3], [4, 2], [0]]
+    assert [b.tolist() for b in batches] == [[0], [4, 2], [1, 3]]  # longest first
 
 
 def test_pad_batch_right_pads_and_masks():
@@ -240,7 +240,7 @@ def test_each_batch_is_handed_over_after_the_next_one_was_launched(tiny_olmoe):
     finally:
         handle.remove()
     # longest batches first (the allocator's memory stays that of the first batch)
-    order = [[sids[i] for i in idx] for idx in extraction.length_batches([len(r) for r in ids], 2)][::-1]
+    order = [[sids[i] for i in idx] for idx in extraction.length_batches([len(r) for r in ids], 2)]
     assert [s for _, s in seen] == order
     widths = [max(len(ids[sids.index(s)]) for s in batch) for _, batch in seen]
     assert widths == sorted(widths, reverse=True)

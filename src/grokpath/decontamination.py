@@ -166,7 +166,7 @@ def _scores(
     scores = np.empty(len(ids), dtype=np.float64)
     try:
         with torch.inference_mode():
-            for idx in reversed(length_batches(ids.lengths, batch_size)):  # longest first, as iter_batches
+            for idx in length_batches(ids.lengths, batch_size):
                 batch, mask = ids.pad(idx, pad_id)
                 batch, mask = batch.to(run_on), mask.to(run_on)
                 logits = model(input_ids=batch, attention_mask=mask, use_cache=False).logits

@@ -85,11 +85,12 @@ class TokenRows:
 
     def pad(self, idx: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows `idx` right-padded, as `pad_batch` pads them: (ids [B, T], mask [B, T]), both int64."""
-        lengths = self.lengths[idx]
+        starts = self.offsets[idx]
+        lengths = self.offsets[idx + 1] - starts  # not `self.lengths`: that is every row's, per batch
         mask = np.arange(lengths.max()) < lengths[:, None]
         ids = np.full(mask.shape, pad_id, dtype=np.int64)
         # the real tokens' positions in `self.ids`, row-major: one gather, no array per row
-        ids[mask] = self.ids[(self.offsets[idx][:, None] + np.arange(mask.shape[1]))[mask]]
+        ids[mask] = self.ids[(starts[:, None] + np.arange(mask.shape[1]))[mask]]
         return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
@@ -311,9 +312,14 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 
 def length_batches(lengths: Sequence[int] | np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Indices grouped by similar length (stable), so padding stays small."""
+    """Indices grouped by similar length (stable), so padding stays small; longest batches first.
+
+    Longest first, every later batch's buffers fit where the first ones' were freed. Shortest
+    first, each wider batch found no hole to fit in and the heap grew batch after batch: 688-837
+    MiB peak against 631-677 for 64k samples of the default model (benchmarks/extraction_memory.py);
+    and a batch too large for a GPU fails first, not last."""
     order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)][::-1]
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -394,11 +400,7 @@ def iter_batches(
     pending: _Pending | None = None
     try:
         with torch.inference_mode(), tqdm(total=len(rows), desc=desc, unit="sample", mininterval=5) as bar:
-            # Longest batches first: every later batch's buffers fit where the first ones' were
-            # freed. Shortest first, each wider batch found no hole to fit in and the heap grew,
-            # batch after batch: 688-837 MiB peak against 631-677 for 64k samples of the default
-            # model (benchmarks/extraction_memory.py); and a batch too large for a GPU fails first.
-            for idx in reversed(length_batches(rows.lengths, batch_size)):
+            for idx in length_batches(rows.lengths, batch_size):
                 ids, mask = rows.pad(idx, pad_id)
                 n_tokens = mask.sum(1).numpy().astype(np.int32)  # on the host: no device sync
                 ids, mask = to_device(ids, device), to_device(mask, device)
