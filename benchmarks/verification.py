@@ -19,8 +19,14 @@ case: a checkpoint read from disk costs its reading on top. Stamps are only trus
 changed 2 s before they were hashed (`checkpoints._RACY_NS`), so the benchmark waits that long
 after writing the folder, as any later stage does.
 
+With `--source hf` the folder is served by a local server speaking the hub's protocol
+(tests/hubserver.py) and brought in as `download_checkpoint` does it, in a client process: a first
+download (into the HF cache), then a second one from the cache (as after `snakemake prefetch`), each
+followed by the first stage's verification; `--repeats` such pairs into fresh caches. Run it with
+`PYTHONPATH=<another version>/src` for that version's figures.
+
     python benchmarks/verification.py [--gib 2] [--shards 2] [--repeats 5] [--dir DIR]
-        [--baseline-checkpoints FILE]
+        [--baseline-checkpoints FILE] [--source local|hf]
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +47,20 @@ from baseline import load_module
 
 from grokpath import checkpoints
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from hubserver import HubServer
+
 PAPER_GB = 27.7  # allenai/OLMoE-1B-7B-0924: 6.9B parameters in float32 on the hub
+REPO = "bench/olmoe-verify"
+# One download in a client process (huggingface_hub reads its endpoint and cache at import): its seconds.
+DOWNLOAD = """
+import sys, time
+from pathlib import Path
+from grokpath import hub
+t0 = time.perf_counter()
+hub.download_checkpoint(sys.argv[1], "main", Path(sys.argv[2]))
+print(time.perf_counter() - t0)
+"""
 
 
 def write_source(folder: Path, gib: float, shards: int, seed: int = 0) -> int:
@@ -63,7 +84,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dir", type=Path, help="where the folder is written (default: the system's temp)")
     parser.add_argument("--baseline-checkpoints", type=Path, help="another checkpoints.py to time as `full`")
+    parser.add_argument("--source", choices=("local", "hf"), default="local")
     args = parser.parse_args()
+    if args.source == "hf":
+        hub_source(args)
+        return
     base = load_module(args.baseline_checkpoints, "baseline_checkpoints") if args.baseline_checkpoints else None
 
     with tempfile.TemporaryDirectory(prefix="grokpath-verify-", dir=args.dir) as tmp:
@@ -120,6 +145,55 @@ def main() -> None:
                 "full_gb_per_s": round(rate, 3),
                 "paper_checkpoint_s_full": round(PAPER_GB / rate, 1),
                 "ratio_full_vs_stamped": round(med["full"] / med["stamped"], 1),
+            }
+        )
+    )
+
+
+def hub_source(args: argparse.Namespace) -> None:
+    """Download and first verification, from the hub and from the HF cache, `--repeats` times."""
+    times: dict[str, list[float]] = {k: [] for k in ("download", "first_after", "cached", "first_after_cached")}
+    with tempfile.TemporaryDirectory(prefix="grokpath-verify-", dir=args.dir) as tmp, HubServer() as server:
+        src = Path(tmp) / "src"
+        size = write_source(src, args.gib, args.shards)
+        server.add_repo(REPO, {"main": {p.name: p.read_bytes() for p in src.iterdir()}})
+        files = len(list(src.iterdir()))
+        for r in range(args.repeats):
+            hf_home = Path(tmp) / f"hf{r}"
+            for kind, first in (("download", "first_after"), ("cached", "first_after_cached")):
+                dest = Path(tmp) / f"{kind}{r}"
+                proc = server.run_python(DOWNLOAD, hf_home, args=[REPO, str(dest)], timeout=3600)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr)
+                times[kind].append(float(proc.stdout.split()[-1]))
+                time.sleep(checkpoints._RACY_NS / 1e9 + 0.5)  # a later stage finds files linked earlier
+                t0 = time.perf_counter()
+                checkpoints.read_manifest(dest)
+                times[first].append(time.perf_counter() - t0)
+                shutil.rmtree(dest)
+            shutil.rmtree(hf_home)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\ncheckpoint on the hub: {size / 1e9:.2f} GB in {files} files (local server, page cache warm)")
+    print(f"{'step':40} {'median s':>9} {'min s':>8} {'max s':>8}")
+    labels = {
+        "download": "download (into the HF cache)",
+        "first_after": "first verification after it",
+        "cached": "download from the HF cache",
+        "first_after_cached": "first verification after it",
+    }
+    for k, v in times.items():
+        print(f"{labels[k]:40} {med[k]:>9.3f} {min(v):>8.3f} {max(v):>8.3f}")
+    print(
+        json.dumps(
+            {
+                "benchmark": "verification",
+                "source": "hf",
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+                "bytes": size,
+                "files": files,
+                "repeats": args.repeats,
+                "wall_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
+                "wall_s_median": {k: round(v, 3) for k, v in med.items()},
             }
         )
     )

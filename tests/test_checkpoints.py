@@ -65,6 +65,7 @@ def test_restore_refuses_a_changed_source(series):
     with pytest.raises(ValueError, match="no longer matches the manifest"):
         checkpoints.ensure_weights(dest)
     assert (dest / checkpoints.RELEASED).exists()  # still marked: nothing half-restored is trusted
+    assert not (dest / "model.safetensors").exists()
 
 
 def test_a_dense_model_is_refused_when_it_is_downloaded(tmp_path):
@@ -192,5 +193,8 @@ def test_released_and_restored_weights_are_hashed_again(series, count_hashes, mo
     checkpoints.release_weights(dest)
     count_hashes.clear()
     checkpoints.ensure_weights(dest)
-    # once from the source before it is linked back, once in the folder
-    assert count_hashes.count("model.safetensors") == 2
+    # linked back, then hashed once where it is, and stamped there
+    assert count_hashes == ["model.safetensors"]
+    count_hashes.clear()
+    checkpoints.read_manifest(dest)
+    assert count_hashes == []

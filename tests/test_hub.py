@@ -22,6 +22,7 @@ import yaml
 from hubserver import HubServer, git_blob_oid, hub_env, run_python
 from transformers import OlmoeConfig, OlmoeForCausalLM
 
+from grokpath import checkpoints
 from grokpath.checkpoints import content_hash, file_entries, read_manifest
 from grokpath.hub import HubError, branch_step, resolve_steps, sort_branches
 
@@ -32,10 +33,14 @@ GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 # Runs grokpath.hub functions in the client process: argv[1] is a JSON list of [function, args, kwargs];
 # prints one JSON list of {"ok": result} or {"error": class name, "message": ...}.
 CLIENT = r"""
-import json, logging, sys
+import json, logging, os, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-from grokpath import hub
+from grokpath import checkpoints, hub
+if "CLOCK_OFFSET_S" in os.environ:  # verification runs that much after the files were linked
+    import time, types
+    offset = int(os.environ["CLOCK_OFFSET_S"]) * 10**9
+    checkpoints.time = types.SimpleNamespace(time_ns=lambda: time.time_ns() + offset)
 out = []
 for fn, args, kwargs in json.loads(sys.argv[1]):
     if "dest" in kwargs:
@@ -95,10 +100,14 @@ def hf_home(tmp_path: Path) -> Path:
 
 
 def call(
-    hub: HubServer, hf_home: Path, calls: list[tuple[str, list[Any], dict[str, Any]]], offline: bool = False
+    hub: HubServer,
+    hf_home: Path,
+    calls: list[tuple[str, list[Any], dict[str, Any]]],
+    offline: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Run grokpath.hub calls in a client process; (results, stderr)."""
-    proc = hub.run_python(CLIENT, hf_home, args=[json.dumps(calls)], offline=offline)
+    proc = hub.run_python(CLIENT, hf_home, args=[json.dumps(calls)], offline=offline, extra_env=extra_env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
@@ -306,6 +315,24 @@ def test_download_series_then_reuse_the_cache_without_requests(
     results3, _ = call(hub, hf_home, [download(BRANCHES[0], tmp_path / "online-again")])
     assert hub.requests == []
     assert results3[0]["ok"] == results[0]["ok"]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_first_stage_after_a_download_hashes_nothing_again(
+    hub: HubServer, hf_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    if cached:  # from the HF cache (prefetched): verified once more where the files are linked
+        call(hub, hf_home, [download(BRANCHES[0], tmp_path / "first")])
+    dest = tmp_path / "ckpt"
+    # files hashed less than 2 s after they were linked are not stamped; a real checkpoint's are,
+    # but for the first seconds' worth of hashing
+    (res,), _ = call(hub, hf_home, [download(BRANCHES[0], dest)], extra_env={"CLOCK_OFFSET_S": "10"})
+    stamped = json.loads((dest / checkpoints.VERIFIED).read_text())
+    assert sorted(stamped) == sorted(f["name"] for f in res["ok"]["files"])
+    hashed: list[str] = []
+    monkeypatch.setattr(checkpoints, "sha256_file", lambda path: hashed.append(path.name))
+    assert read_manifest(dest, verify=True) == res["ok"]
+    assert hashed == []
 
 
 def test_corrupted_cached_blob_is_downloaded_again(hub: HubServer, hf_home: Path, tmp_path: Path) -> None:

@@ -253,15 +253,22 @@ def _restore(folder: Path, manifest: dict[str, Any], keep_cache: bool) -> None:
         else:
             src = Path(manifest["path"])
         log.info("restoring the released weights of %s from %s", folder, manifest.get("repo") or src)
-        for name, entry in wanted.items():
-            if not is_weight_file(name) or (folder / name).exists():
-                continue
-            path = src / name
-            if not path.is_file() or path.stat().st_size != entry["size"] or sha256_file(path) != entry["sha256"]:
-                raise ValueError(
-                    f"cannot restore {folder}: {name} at {src} no longer matches the manifest "
-                    f"(the source changed since the checkpoint was first fetched); delete the folder and rerun"
-                )
-            _link_or_copy(path, folder / name)
+        names = [n for n in wanted if is_weight_file(n) and not (folder / n).exists()]
+        changed = [n for n in names if not (src / n).is_file() or (src / n).stat().st_size != wanted[n]["size"]]
+        if not changed:
+            # Linked first and hashed where they are, with their stamps (`Stamps`): the stage that
+            # restores them hashes each once, not once at the source and again in the folder.
+            for name in names:
+                _link_or_copy(src / name, folder / name)
+            stamps = Stamps(folder)
+            changed = [n for n in names if stamps.sha256(folder / n, n) != wanted[n]["sha256"]]
+            stamps.save()
+        if changed:
+            for name in names:  # nothing half-restored: the marker stays, the weights stay away
+                (folder / name).unlink(missing_ok=True)
+            raise ValueError(
+                f"cannot restore {folder}: {changed[0]} at {src} no longer matches the manifest "
+                f"(the source changed since the checkpoint was first fetched); delete the folder and rerun"
+            )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

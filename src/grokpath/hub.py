@@ -41,7 +41,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import filter_repo_objects
 
 from grokpath import io
-from grokpath.checkpoints import MANIFEST, _link_or_copy, content_hash, sha256_file
+from grokpath.checkpoints import MANIFEST, Stamps, _link_or_copy, content_hash, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,10 @@ def download_checkpoint(
     HF cache is used without any request (also offline; a branch is found through the cache's refs/). With
     `keep_cache` files are downloaded into the HF cache and hard-linked (else copied) into `dest`; without it
     (disk-bounded mode) they are downloaded into a temporary folder next to `dest`, never into the cache.
-    Every file is checked against the hub's size, LFS sha256 or git blob id; a corrupt file is fetched once
-    more. Transient failures (connection errors, timeouts, HTTP 5xx/429) are retried `retries` times with
-    exponential backoff from `backoff_s`. Returns the manifest.
+    Every file is checked against the hub's size, LFS sha256 or git blob id, in `dest` as it is linked (with its
+    stamps: the first stage does not hash it again); a corrupt file is fetched once more. Transient failures
+    (connection errors, timeouts, HTTP 5xx/429) are retried `retries` times with exponential backoff from
+    `backoff_s`. Returns the manifest.
     """
     dest = Path(dest)
     # Whatever happens below, dest must not look complete until the new manifest is in place.
@@ -146,12 +147,9 @@ def download_checkpoint(
     download_dir = None if keep_cache else dest.with_name(f".{dest.name}.download-{os.getpid()}")
     staging = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     try:
-        snap = _ensure_snapshot(repo, revision, "model", download_dir, None, retries, backoff_s)
         _remove(staging)
         staging.mkdir()
-        for entry in snap.entries:
-            # resolve(): hard-link the cache blob itself, not the snapshot's symlink to it.
-            _link_or_copy((snap.folder / entry["name"]).resolve(), staging / entry["name"])
+        snap = _ensure_snapshot(repo, revision, "model", download_dir, None, retries, backoff_s, into=staging)
         _replace(staging, dest)
     finally:
         _remove(staging)
@@ -210,15 +208,17 @@ def _ensure_snapshot(
     allow_patterns: str | list[str] | None,
     retries: int,
     backoff_s: float,
+    into: Path | None = None,
 ) -> _Snapshot:
     """A verified snapshot of `revision`: from the HF cache if it is there, else downloaded.
 
-    Downloads go to the HF cache, or to `local_dir` when given (no cache copy).
+    Downloads go to the HF cache, or to `local_dir` when given (no cache copy). With `into`, the files of the
+    manifest entries are linked there and verified there (`_verify`).
     """
     cached = _cached_snapshot(repo, revision, repo_type, allow_patterns)
     if cached is not None:
         sha, folder, expected = cached
-        entries, bad = _verify(folder, expected)
+        entries, bad = _verify(folder, expected, into)
         if not bad:
             log.info("%s@%s: using commit %s from the HF cache (%s)", repo, revision, sha, folder)
             return _Snapshot(sha, folder, entries)
@@ -275,14 +275,14 @@ def _ensure_snapshot(
         )
 
     folder = fetch()
-    entries, bad = _verify(folder, expected)
+    entries, bad = _verify(folder, expected, into)
     if bad:
         log.warning(
             "%s@%s: downloaded file(s) %s are corrupt; downloading them once more", repo, revision, ", ".join(bad)
         )
         _delete_files(folder, bad)
         folder = fetch()
-        entries, bad = _verify(folder, expected)
+        entries, bad = _verify(folder, expected, into)
         if bad:
             _delete_files(folder, bad)  # leave no corrupt file behind for a later (offline) run to trust
             raise HubError(
@@ -330,29 +330,50 @@ def _filter(expected: dict[str, _Expected], allow_patterns: str | list[str] | No
     return {k: v for k, v in expected.items() if k in keep}
 
 
-def _verify(folder: Path, expected: dict[str, _Expected]) -> tuple[list[dict[str, Any]], list[str]]:
+def _verify(
+    folder: Path, expected: dict[str, _Expected], into: Path | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Check every expected file under `folder`: (manifest entries of the non-hidden ones, names that fail).
 
     Entries follow `checkpoints.file_entries` (hidden files left out, same order), so that a folder holding
     exactly them gets the same manifest and content hash as `materialize_folder` would give it.
+
+    With `into` (a checkpoint folder being built), the entries' files are first hard-linked (else copied)
+    there, then hashed there with their stamps (`checkpoints.Stamps`): a link changes a file's ctime, so a
+    file hashed before it was linked was hashed again by the first stage that verified the folder.
     """
+    names = sorted(expected, key=PurePosixPath)
+    in_manifest = {n for n in names if not PurePosixPath(n).name.startswith(".") and PurePosixPath(n).name != MANIFEST}
+    linked: set[str] = set()
+    stamps = None
+    if into is not None:
+        linked, stamps = in_manifest, Stamps(into)
+        for name in sorted(linked):
+            if (folder / name).is_file():
+                # resolve(): hard-link the cache blob itself, not the snapshot's symlink to it.
+                _link_or_copy((folder / name).resolve(), into / name)
+            else:  # not (or no longer) there: no link left from an earlier try
+                (into / name).unlink(missing_ok=True)
     entries: list[dict[str, Any]] = []
     bad: list[str] = []
-    for name in sorted(expected, key=PurePosixPath):
-        exp, path = expected[name], folder / name
+    for name in names:
+        exp = expected[name]
+        path = into / name if into is not None and name in linked else folder / name
         if not path.is_file():
             bad.append(name)
             continue
         size = path.stat().st_size
-        digest = sha256_file(path)
+        digest = stamps.sha256(path, name) if stamps is not None and name in linked else sha256_file(path)
         if (
             (exp.size is not None and size != exp.size)
             or (exp.sha256 is not None and digest != exp.sha256)
             or (exp.git_oid is not None and _git_blob_oid(path, size) != exp.git_oid)
         ):
             bad.append(name)
-        elif not PurePosixPath(name).name.startswith(".") and PurePosixPath(name).name != MANIFEST:
+        elif name in in_manifest:
             entries.append({"name": name, "size": size, "sha256": digest})
+    if stamps is not None:
+        stamps.save()
     return entries, bad
 
 
