@@ -196,7 +196,6 @@ class _Expected:
 @dataclass(frozen=True)
 class _Snapshot:
     sha: str
-    folder: Path
     entries: list[dict[str, Any]]  # manifest entries (name, size, sha256) of the files that go into dest
 
 
@@ -221,7 +220,7 @@ def _ensure_snapshot(
         entries, bad = _verify(folder, expected, into)
         if not bad:
             log.info("%s@%s: using commit %s from the HF cache (%s)", repo, revision, sha, folder)
-            return _Snapshot(sha, folder, entries)
+            return _Snapshot(sha, entries)
         if constants.is_offline_mode():
             raise OfflineMissingError(
                 f"{repo}@{revision}: cached file(s) {', '.join(bad)} do not match the hub's size/sha256 and "
@@ -293,7 +292,7 @@ def _ensure_snapshot(
         # Record branch -> commit in the cache's refs/ (as snapshot_download does for a plain revision), so
         # that the branch name works with HF_HUB_OFFLINE=1; written only once the snapshot is complete.
         io.write_text(_storage_folder(repo, repo_type) / "refs" / revision, sha)
-    return _Snapshot(sha, folder, entries)
+    return _Snapshot(sha, entries)
 
 
 def _cached_snapshot(
