@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import polars as pl
 import pytest
@@ -91,6 +93,47 @@ def test_model_without_moe_names_supported_families():
     cfg = LlamaConfig(vocab_size=16, hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2)
     with pytest.raises(ValueError, match="supported families: olmoe"):
         extraction.moe_gates(LlamaForCausalLM(cfg))
+
+
+@pytest.mark.parametrize("scale", [1.0, 300.0, -300.0])
+def test_loss_of_the_output_layer_run_inside_it_is_exact(tiny_olmoe, scale, monkeypatch):
+    """The output layer runs inside the loss, 3 positions at a time into buffers reused across
+    chunks and batches; logits large enough to overflow exp (or every one far below zero) take
+    cross-entropy. Each sample's loss is the cross-entropy of model(...)'s own logits."""
+    model, tok = tiny_olmoe
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(scale)
+        if scale < 0:  # every logit of a row far below zero: sums of exp underflow
+            model.lm_head.weight.sub_(model.lm_head.weight.abs().max() * 2)
+    monkeypatch.setattr(extraction, "_HEAD_ROWS", 3)
+    got = _run(model, tok, batch_size=2, routing=None)
+    with torch.inference_mode():
+        for i, text in enumerate(TEXTS):
+            row = tok(text)["input_ids"]
+            logits = model(input_ids=torch.tensor([row]), use_cache=False).logits[0]
+            expected = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(row[1:]))
+            assert np.isfinite(got[f"s{i}"][0])
+            assert got[f"s{i}"][0] == pytest.approx(float(expected), rel=1e-5, abs=1e-4)
+
+
+def test_a_model_whose_logits_are_not_its_output_layers_keeps_them(tiny_olmoe):
+    """Only the supported families' output layer runs inside the loss; any other model's loss is
+    read from the logits its own forward returns (here a dense Llama, routing not captured)."""
+    model, tok = tiny_olmoe
+    assert extraction._output_layer(model) is model.lm_head
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2
+    )
+    torch.manual_seed(0)
+    dense = LlamaForCausalLM(cfg).eval()
+    assert extraction._output_layer(dense) is None
+    row = tok(TEXTS[1])["input_ids"]
+    (batch,) = extraction.iter_batches(dense, [row], ["s"], tok.pad_token_id, 1, routing=None)
+    with torch.inference_mode():
+        logits = dense(input_ids=torch.tensor([row])).logits[0]
+    expected = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(row[1:]))
+    assert batch.loss[0] == pytest.approx(float(expected), abs=1e-5)
 
 
 def test_tokenizer_mismatch_is_refused(tiny_olmoe):
@@ -229,7 +272,8 @@ def test_each_batch_is_handed_over_after_the_next_one_was_launched(tiny_olmoe):
     launched (the last one after the loop), every batch once, longest first, with its own numbers."""
     model, tok = tiny_olmoe
     forwards = []
-    handle = model.register_forward_hook(lambda *_: forwards.append(1))
+    # on the base model: on the CPU the output layer runs inside the loss, not in model(...)
+    handle = model.model.register_forward_hook(lambda *_: forwards.append(1))
     ids = [tok(t)["input_ids"] for t in TEXTS]
     sids = [f"s{i}" for i in range(len(TEXTS))]
     try:

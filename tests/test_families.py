@@ -118,6 +118,24 @@ def test_routing_capture_and_pathway_metrics(family, tok):
     assert np.isfinite(loss).all()
 
 
+@pytest.mark.parametrize("head_rows", [3, 256])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_loss_is_the_cross_entropy_of_the_models_own_logits(family, head_rows, tok, monkeypatch):
+    """On the CPU the output layer runs inside the loss, a few positions at a time (3: chunks that
+    cut rows and padding apart); each sample's loss is still the mean cross-entropy of the logits
+    that model(...) gives for it alone."""
+    model = _model(family, tok)
+    monkeypatch.setattr(extraction, "_HEAD_ROWS", head_rows)
+    ids = [tok(t)["input_ids"] for t in TEXTS]
+    batches = list(extraction.iter_batches(model, ids, ["a", "b", "c"], tok.pad_token_id, 2, routing="full"))
+    got = {sid: float(loss) for b in batches for sid, loss in zip(b.sample_ids, b.loss, strict=True)}
+    with torch.inference_mode():
+        for sid, row in zip(["a", "b", "c"], ids, strict=True):
+            logits = model(input_ids=torch.tensor([row]), use_cache=False).logits[0]
+            expected = torch.nn.functional.cross_entropy(logits[:-1].float(), torch.tensor(row[1:]))
+            assert got[sid] == pytest.approx(float(expected), abs=1e-5), sid
+
+
 def test_deepseek_v3_uses_sigmoid_scores(tok):
     model = _model("deepseek_v3", tok)
     assert extraction.scoring(model) == "sigmoid"

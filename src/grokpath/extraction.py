@@ -219,10 +219,7 @@ def _exp_row_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     reductions over a short last dim (amax, sum) cost more than the exp itself."""
     e = torch.exp(x)
     sums = e @ x.new_ones(x.shape[-1], 1)
-    low, high = torch.aminmax(sums)
-    if not (low >= 1e-30 and high < float("inf")):  # also False on NaN
-        return None
-    return e, sums
+    return (e, sums) if _exact(sums) else None
 
 
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -255,10 +252,9 @@ def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "sof
     return torch.zeros_like(logits).scatter_(-1, out[2].long(), weights)
 
 
-# Logits per loss call, in whole rows of [T, V] (2^20: 4 MiB in float32). On CPU a chunk that
-# stays in the caches beats one large call, and its exp copy no longer doubles the logits: on the
-# larger benchmark config 13 instead of 172 MiB above the bare pass, 3.4% faster than chunks of
-# 2^26 (benchmarks/routing_overhead.py --model large). A bf16 batch of the paper's shape (16 x 2048
+# Logits per loss call of `_sample_loss` (on a GPU, or for a model whose logits are not its output
+# layer's alone; on the CPU `_head_loss` takes the loss), in whole rows of [T, V] (2^20: 4 MiB in
+# float32), so the exp copy never doubles the logits: a bf16 batch of the paper's shape (16 x 2048
 # tokens x 50,304 vocab) is 3.3 GB of logits; in one call its float32 copy and the log-softmax
 # would add 13 GB more, a row at a time they add 0.8 GB.
 _LOSS_CHUNK = 2**20
@@ -281,14 +277,13 @@ def _sample_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) ->
     """Mean next-token NLL over each row's real tokens, [B] (float32).
 
     Every position is scored against the next id (`roll`: a row's last position against its
-    first, a pad against whatever follows) and only real targets are kept, so the NLL runs on
-    contiguous [rows*T, V] views of the logits, no copy but the float32 one of `_LOSS_CHUNK`
-    logits (or one row, where a row is more) at a time, in fewer kernels than shifting and
-    masking the targets.
+    first, a pad against whatever follows) and only real targets are kept (`_real_target_mean`),
+    so the NLL runs on contiguous [rows*T, V] views of the logits, no copy but the float32 one of
+    `_LOSS_CHUNK` logits (or one row, where a row is more) at a time, in fewer kernels than
+    shifting and masking the targets.
     """
     b, t, v = logits.shape
     targets = ids.roll(-1, 1)
-    keep = torch.nn.functional.pad(mask[:, 1:], (0, 1)).bool()  # position i predicts a real token i+1
     rows = max(1, _LOSS_CHUNK // (t * v))
     nll = torch.cat(
         [
@@ -296,8 +291,107 @@ def _sample_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) ->
             for r in range(0, b, rows)
         ]
     )
+    return _real_target_mean(nll.view(b, t), mask)
+
+
+# Logits `_HeadLoss` computes at a time, in whole positions: at most 256 positions and 2^21 logits
+# (8 MiB in float32): 256 positions at the default model's 300-token vocabulary (300 KB, in the
+# caches) and at 8,192 (the larger benchmark config), 41 at OLMoE's 50,304.
+_HEAD_ROWS = 256
+_HEAD_LOGITS = 2**21
+
+
+def _exact(sums: torch.Tensor) -> bool:
+    """Whether sums of exp(x) taken without subtracting the row maxima are exact enough: none
+    overflowed (a value above ~88) or is below 1e-30 (every value of a row below ~-69)."""
+    low, high = torch.aminmax(sums)
+    return bool(low >= 1e-30 and high < float("inf"))  # also False on NaN
+
+
+class _HeadLoss:
+    """The per-sample loss of a batch's final hidden states, the model's output layer run inside
+    it, a chunk of positions at a time, into buffers kept for the whole pass.
+
+    model(...) writes the whole batch's logits ([B, T, V], the pass's largest tensor: 151 MB for a
+    batch of the larger benchmark config, 6.6 GB in float32 for 16 x 2,048 tokens at OLMoE's
+    vocabulary), and the loss read them back and wrote their exp. Here no more than one chunk is
+    held, its exp is taken in place, and the buffers are allocated once: fresh ones for each chunk
+    of 256 positions cost page faults that made the pass 3x a bare one in bf16 at OLMoE's
+    vocabulary. A chunk where exp without the max subtraction is inexact is computed again and goes
+    through cross-entropy.
+
+    Against the previous extraction, side by side (benchmarks/routing_overhead.py
+    --baseline-extraction): the larger config 0.964x its time and a peak of 277 instead of 400
+    MiB (the bare pass: 396); the default shape in bf16 at OLMoE's vocabulary 0.572x, 24 instead
+    of 185 MiB, and faster than the bare pass (0.919x); the default model unchanged (0.98-1.0x)."""
+
+    def __init__(self, head: torch.nn.Linear) -> None:
+        self.head = head
+        weight = head.weight
+        v = weight.shape[0]
+        self.rows = max(1, min(_HEAD_ROWS, _HEAD_LOGITS // v))
+        self._logits = torch.empty(self.rows, v, dtype=weight.dtype, device=weight.device)
+        self._float = self._logits if weight.dtype == torch.float32 else torch.empty(self.rows, v, device=weight.device)
+        self._ones = torch.ones(v, 1, device=weight.device)
+
+    def _logits_of(self, h: torch.Tensor) -> torch.Tensor:
+        """The output layer's logits of hidden states h [n, d] as float32 [n, V], in the buffers."""
+        z = self._logits[: h.shape[0]]
+        torch.matmul(h, self.head.weight.T, out=z)
+        if self.head.bias is not None:
+            z += self.head.bias
+        return z if self._float is self._logits else self._float[: h.shape[0]].copy_(z)
+
+    def __call__(self, hidden: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`_sample_loss` of the output layer's logits of hidden [B, T, d] -> [B] (float32)."""
+        b, t, d = hidden.shape
+        flat = hidden.reshape(b * t, d)
+        targets = ids.roll(-1, 1).reshape(-1, 1)
+        parts = []
+        for r in range(0, b * t, self.rows):
+            h, y = flat[r : r + self.rows], targets[r : r + self.rows]
+            x = self._logits_of(h)
+            picked = x.gather(1, y)
+            sums = x.exp_() @ self._ones
+            if _exact(sums):
+                parts.append(sums.log_().sub_(picked).squeeze(1))
+            else:
+                parts.append(torch.nn.functional.cross_entropy(self._logits_of(h), y.squeeze(1), reduction="none"))
+        return _real_target_mean(torch.cat(parts).view(b, t), mask)
+
+
+def _real_target_mean(nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of nll [B, T] over the positions whose next token is real (mask [B, T] is 1 on real tokens)."""
+    keep = torch.nn.functional.pad(mask[:, 1:], (0, 1)).bool()
     # where, not a product with the mask: a non-finite pad position must not reach the sum
-    return torch.where(keep, nll.view(b, t), 0.0).sum(1) / keep.sum(1)
+    return torch.where(keep, nll, 0.0).sum(1) / keep.sum(1)
+
+
+def _output_layer(model: torch.nn.Module) -> torch.nn.Linear | None:
+    """The model's output layer where its logits are `lm_head(model.model(...).last_hidden_state)`,
+    nothing else: the forward of every family in `families.SUPPORTED` (transformers 5); else None."""
+    head, base = getattr(model, "lm_head", None), getattr(model, "model", None)
+    family = getattr(getattr(model, "config", None), "model_type", None)
+    if isinstance(head, torch.nn.Linear) and isinstance(base, torch.nn.Module) and family in SCORING:
+        return head
+    return None
+
+
+def _forward_loss(
+    model: torch.nn.Module, head_loss: _HeadLoss | None, ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """One batch's forward pass, returning only its per-sample loss [B] (float32).
+
+    use_cache=False: nothing is generated, and building the KV cache cost ~3% of the default
+    model's extraction (benchmarks/routing_overhead.py --baseline-extraction); at the paper's
+    shape it would hold 4 GB (OLMoE-1B-7B, 16 x 2048 tokens in bf16). With `head_loss` (on the
+    CPU) the output layer runs inside the loss, so the batch's logits are never held; elsewhere
+    (not measured on a GPU yet) the model computes them and `_sample_loss` reads them."""
+    if head_loss is not None:
+        hidden = model.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # type: ignore[operator,union-attr]
+        return head_loss(hidden, ids, mask)
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    return _sample_loss(logits, ids, mask)
 
 
 def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -400,18 +494,15 @@ def iter_batches(
     pending: _Pending | None = None
     try:
         with torch.inference_mode(), tqdm(total=len(rows), desc=desc, unit="sample", mininterval=5) as bar:
+            head = _output_layer(model) if device.type == "cpu" else None
+            head_loss = _HeadLoss(head) if head is not None else None
             for idx in length_batches(rows.lengths, batch_size):
                 ids, mask = rows.pad(idx, pad_id)
                 n_tokens = mask.sum(1).numpy().astype(np.int32)  # on the host: no device sync
                 ids, mask = to_device(ids, device), to_device(mask, device)
                 if capture is not None:
                     capture.start(mask)
-                # use_cache=False: nothing is generated, and building the KV cache cost ~3% of the
-                # default model's extraction (benchmarks/routing_overhead.py --baseline-extraction);
-                # at the paper's shape it would hold 4 GB (OLMoE-1B-7B, 16 x 2048 tokens in bf16).
-                logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-                loss = _sample_loss(logits, ids, mask).double()
-                del logits  # [B, T, V]: the largest tensor of the pass
+                loss = _forward_loss(model, head_loss, ids, mask).double()
                 probs = None
                 if capture is not None:
                     outputs = capture.reduce()
