@@ -117,6 +117,21 @@ def test_loss_of_the_output_layer_run_inside_it_is_exact(tiny_olmoe, scale, monk
             assert got[f"s{i}"][0] == pytest.approx(float(expected), rel=1e-5, abs=1e-4)
 
 
+def test_loss_of_a_bf16_model_is_that_of_its_own_logits(tiny_olmoe, monkeypatch):
+    """In bf16 the output layer's logits are computed in bf16 and taken to float32 for the loss
+    (a second buffer), as the float32 copy of model(...)'s bf16 logits was."""
+    model, tok = tiny_olmoe
+    model = copy.deepcopy(model).to(torch.bfloat16)
+    monkeypatch.setattr(extraction, "_HEAD_ROWS", 3)
+    got = _run(model, tok, batch_size=2, routing="full")
+    with torch.inference_mode():
+        for i, text in enumerate(TEXTS):
+            row = tok(text)["input_ids"]
+            logits = model(input_ids=torch.tensor([row]), use_cache=False).logits[0].float()
+            expected = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(row[1:]))
+            assert got[f"s{i}"][0] == pytest.approx(float(expected), rel=2e-2)
+
+
 def test_a_model_whose_logits_are_not_its_output_layers_keeps_them(tiny_olmoe):
     """Only the supported families' output layer runs inside the loss; any other model's loss is
     read from the logits its own forward returns (here a dense Llama, routing not captured)."""

@@ -253,7 +253,7 @@ def _routing_weights(out: tuple[torch.Tensor, ...], mode: str, score: str = "sof
 
 
 # Logits per loss call of `_sample_loss` (on a GPU, or for a model whose logits are not its output
-# layer's alone; on the CPU `_head_loss` takes the loss), in whole rows of [T, V] (2^20: 4 MiB in
+# layer's alone; on the CPU `_HeadLoss` takes the loss), in whole rows of [T, V] (2^20: 4 MiB in
 # float32), so the exp copy never doubles the logits: a bf16 batch of the paper's shape (16 x 2048
 # tokens x 50,304 vocab) is 3.3 GB of logits; in one call its float32 copy and the log-softmax
 # would add 13 GB more, a row at a time they add 0.8 GB.
