@@ -16,9 +16,10 @@ job does: its old outputs are removed before it runs).
 - `extract`: `extraction.iter_batches(routing="full")` into `_write_extraction` (what it does for a
   sample split): router hooks, softmax over all experts, token averages, the routing Parquet table
   (batches gathered into row groups of `tables.ROW_GROUP_ROWS`), and the loss table.
-- `baseline` (with `--baseline-extraction FILE`): `extract` with another version of
-  extraction.py, given the samples as lists of ids (what the stage gave it before `TokenRows`),
-  e.g. `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a before/after
+- `baseline` (with `--baseline-extraction FILE` and/or `--baseline-tables FILE`): `extract` with
+  another version of extraction.py, given the samples as lists of ids (what the stage gave it
+  before `TokenRows`), and/or of tables.py (the stage's writers), e.g.
+  `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a before/after
   measured in the same run.
 
 The headline is the median over repeats of extract / bare, in wall time (the issue's goal: at most
@@ -45,7 +46,7 @@ given its free memory back (malloc_trim; Linux clear_refs resets the peak), and 
 
     python benchmarks/routing_overhead.py [--model default|large|olmoe|both] [--repeats 15] [--threads 1]
         [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--samples N] [--batch-size N]
-        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--profile]
+        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--baseline-tables FILE] [--profile]
 """
 
 from __future__ import annotations
@@ -166,8 +167,16 @@ def run_stage(
     routing: str | None,
     out: Path,
     ext: ModuleType = extraction,
+    tab: ModuleType | None = None,
 ) -> None:
-    """What `stages.extract_routing` does for one split of one domain, from its tokenized samples."""
+    """What `stages.extract_routing` does for one split of one domain, from its tokenized samples;
+    with `tab`, its tables are written by that version of tables.py."""
+    if tab is not None:
+        saved, stages.tables = stages.tables, tab
+        try:
+            return run_stage(model, token_ids, batch_size, routing, out, ext)
+        finally:
+            stages.tables = saved
     sample_ids = [f"s{i:06d}" for i in range(len(token_ids))]
     batches = ext.iter_batches(model, token_ids, sample_ids, PAD_ID, batch_size, routing=routing, desc="bench")
     meta = {  # what extract_routing records in both tables
@@ -211,9 +220,12 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
             "loss": lambda: run_stage(model, rows, batch_size, None, out),
             "extract": lambda: run_stage(model, rows, batch_size, "full", out),
         }
-        if args.baseline_extraction:
-            base = load_module(args.baseline_extraction, "baseline_extraction")
-            passes["baseline"] = lambda: run_stage(model, token_ids, batch_size, "full", out, base)
+        if args.baseline_extraction or args.baseline_tables:
+            base, base_ids = extraction, rows
+            if args.baseline_extraction:
+                base, base_ids = load_module(args.baseline_extraction, "baseline_extraction"), token_ids
+            tab = load_module(args.baseline_tables, "baseline_tables") if args.baseline_tables else None
+            passes["baseline"] = lambda: run_stage(model, base_ids, batch_size, "full", out, base, tab)
         wall: dict[str, list[float]] = {k: [] for k in passes}
         cpu: dict[str, list[float]] = {k: [] for k in passes}
         for fn in passes.values():  # warm-up: allocator, kernels, lazy imports, file system
@@ -303,6 +315,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-extraction", type=Path, help="another extraction.py to time as `baseline`")
+    parser.add_argument("--baseline-tables", type=Path, help="another tables.py for the `baseline` pass's writers")
     parser.add_argument("--profile", action="store_true", help="cProfile one extract pass after the warm-up")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():

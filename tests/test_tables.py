@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,8 +23,11 @@ def test_stream_writer_gathers_batches_into_row_groups(tmp_path):
     constants = {"model": "m", "step": "step1", "domain": "math"}
     batches = [_batch(0, 5), _batch(5, 5), _batch(10, 3)]
     with tables.StreamWriter(path, tables.ROUTING_SCHEMA, constants, row_group_rows=20, seed=3) as sink:
-        for b in batches:
+        sink.write(batches[0])
+        assert not list(tmp_path.iterdir())  # the file is opened with its first row group
+        for b in batches[1:]:
             sink.write(b)
+            assert [p.name for p in tmp_path.iterdir()] == [f".routing.parquet.tmp-{os.getpid()}"]
     meta = pq.ParquetFile(path).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [20, 6]
     df = tables.read(path, tables.ROUTING_SCHEMA)

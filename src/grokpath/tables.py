@@ -406,7 +406,10 @@ class StreamWriter:
         self._n_pending = 0
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(schema.remove_metadata()))
+        # Opened with the first row group: a table of one row group (the default's every domain) is
+        # opened, written and closed in one go, right before the loss table, while pyarrow's code
+        # is in the CPU caches, instead of opening before the first forward pass.
+        self._writer: pq.ParquetWriter | None = None
 
     def write(self, rows: Mapping[str, Any]) -> None:
         if set(rows) != set(self._columns):
@@ -429,9 +432,14 @@ class StreamWriter:
                 else _gathered_column(self._pending[f.name], f.type)
                 for f in self._schema
             ]
-            self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
+            self._opened().write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
         self._pending = {name: [] for name in self._columns}
         self._n_pending = 0
+
+    def _opened(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, **_write_options(self._schema.remove_metadata()))
+        return self._writer
 
     def __enter__(self) -> StreamWriter:
         return self
@@ -445,7 +453,10 @@ class StreamWriter:
                 failed = error
                 exc_type, exc, tb = type(error), error, error.__traceback__
         self._pending = {name: [] for name in self._columns}
-        self._writer.close()
+        if exc_type is None:
+            self._opened().close()  # a table without rows still has its schema and metadata
+        elif self._writer is not None:
+            self._writer.close()
         self._ctx.__exit__(exc_type, exc, tb)
         if failed is not None:
             raise failed
