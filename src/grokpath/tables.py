@@ -406,9 +406,9 @@ class StreamWriter:
         self._n_pending = 0
         self._ctx = atomic_path(path)
         self._tmp = self._ctx.__enter__()
-        # Opened with the first row group: a table of one row group (the default's every domain) is
-        # opened, written and closed in one go, right before the loss table, while pyarrow's code
-        # is in the CPU caches, instead of opening before the first forward pass.
+        # Opened with the first row group: a table of one row group (every domain of the embedded
+        # default) is opened, written and closed in one go, right before the loss table, while
+        # pyarrow's code is in the CPU caches, instead of before the first forward pass.
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, rows: Mapping[str, Any]) -> None:
