@@ -1,5 +1,6 @@
 """Another version of a grokpath module, loaded from a file to be timed beside the current one
-(`--baseline-extraction` of routing_overhead.py, `--baseline-tables` of storage.py)."""
+(`--baseline-extraction` and `--baseline-tables` of routing_overhead.py, `--baseline-tables` of
+storage.py)."""
 
 from __future__ import annotations
 
