@@ -1,9 +1,9 @@
 """Where the extraction stage's overhead over a bare forward pass goes, piece by piece.
 
 `routing_overhead.py` times whole passes side by side; this script times each piece of work the
-stage adds, on its own and warm (its code and data in the caches, as they are not inside a pass),
-over the same length-bucketed batches of the same random-weight OLMoE config, every piece once per
-repeat in a rotating order, medians over repeats, per pass over all the samples:
+stage adds, on its own, outside the pass (after one of the other pieces, not after the model's
+work on a batch), over the same length-bucketed batches of the same random-weight OLMoE config, every piece once per
+repeat in a shuffled order (seeded), medians over repeats, per pass over all the samples:
 
 - `bare`: `model(..., use_cache=False).logits` per batch (routing_overhead.py's bare pass);
 - `output layer`: the model's `lm_head` on each batch's final hidden states (computed beforehand):
@@ -19,7 +19,7 @@ repeat in a rotating order, medians over repeats, per pass over all the samples:
 
 The sum of the added pieces against `bare` is about what the stage's work costs at best: inside a
 pass the model's kernels and these take turns in the same caches (routing_overhead.py measures the
-whole passes). On the default model it is 5.4% of the bare pass (README, "Performance").
+whole passes). On the default model it is 5.8-6.2% of the bare pass (README, "Performance").
 
     python benchmarks/extraction_budget.py [--model default|large] [--repeats 100] [--threads 1]
 """
@@ -33,6 +33,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # read when tqdm is imported
 import argparse
 import json
 import platform
+import random
 import shutil
 import statistics
 import tempfile
@@ -139,9 +140,10 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         with torch.inference_mode():
             for fn in pieces.values():  # warm-up
                 fn()
-            names = list(pieces)
-            for r in range(args.repeats):
-                for name in names[r % len(names) :] + names[: r % len(names)]:
+            order, shuffle = list(pieces), random.Random(0).shuffle
+            for _ in range(args.repeats):
+                shuffle(order)  # each piece after a different one each time: none meets the same caches
+                for name in order:
                     t0 = time.perf_counter()
                     pieces[name]()
                     times[name].append(time.perf_counter() - t0)
@@ -182,7 +184,7 @@ def main() -> None:
     print(f"{'piece':32} {'ms':>9} {'of bare':>8}")
     for name, value in r["ms"].items():
         print(f"{name:32} {value:9.3f} {value / bare:8.2%}")
-    print("added by the stage (warm):")
+    print("added by the stage:")
     for name, value in r["added_ms"].items():
         print(f"  {name:30} {value:9.3f} {value / bare:8.2%}")
     print(f"  {'total':30} {r['added_total_ms']:9.3f} {r['added_share_of_bare']:8.2%}")

@@ -2,7 +2,7 @@
 
 Passes over the same samples with the same length-bucketed batches, the same `torch.inference_mode`,
 the same threads and the same device, timed side by side: after one untimed warm-up of each, every
-repeat runs every pass once, in a rotating order, each writing into a fresh folder (as a Snakemake
+repeat runs every pass once, in a shuffled order (seeded), each writing into a fresh folder (as a Snakemake
 job does: its old outputs are removed before it runs).
 
 - `bare`: pad each batch from the tokenized samples the stage holds (`extraction.TokenRows.pad`,
@@ -62,6 +62,7 @@ import ctypes
 import json
 import platform
 import pstats
+import random
 import shutil
 import statistics
 import tempfile
@@ -236,9 +237,12 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
             profile.runcall(passes["extract"])
             print(f"--- cProfile of one extract pass, {which} model (top 30 by own time)")
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
-        names = list(passes)
-        for r in range(args.repeats):
-            for name in names[r % len(names) :] + names[: r % len(names)]:  # no pass always goes first
+        order, shuffle = list(passes), random.Random(args.seed).shuffle
+        for _ in range(args.repeats):
+            # a fresh order each repeat: no pass always goes first or always follows the same one (a
+            # rotation keeps each pass's predecessor, whose leftovers in the caches it then meets)
+            shuffle(order)
+            for name in order:
                 fresh()
                 w0, c0 = time.perf_counter(), time.process_time()
                 passes[name]()
