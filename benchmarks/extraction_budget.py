@@ -42,9 +42,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from routing_overhead import BATCH, LENGTHS, PAD_ID, SAMPLES, SHAPES, build, make_samples
+from routing_overhead import BATCH, LENGTHS, PAD_ID, SAMPLES, SHAPES, build, make_samples, stage_meta, write_tables
 
-from grokpath import extraction, stages
+from grokpath import extraction
 
 
 def measure(args: argparse.Namespace) -> dict[str, object]:
@@ -53,7 +53,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     model = build(shape, LENGTHS[args.model][1], "float32", "cpu")
     batches = [rows.pad(idx, PAD_ID) for idx in extraction.length_batches(rows.lengths, BATCH[args.model])]
     gates = extraction.moe_gates(model)
-    capture = extraction._Capture(gates, "full", extraction.scoring(model))
+    score = extraction.scoring(model)
+    capture = extraction._Capture(gates, "full", score)
     head = extraction._HeadLoss(model.lm_head)
     router_inputs: list[list[torch.Tensor]] = []  # per batch, per router: its input
     held, hidden = [], []
@@ -72,13 +73,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     results = list(
         extraction.iter_batches(model, rows, sample_ids, PAD_ID, BATCH[args.model], routing="full", desc="budget")
     )
-    meta = {
-        "seed": 0,
-        "checkpoint_sha": "0" * 64,
-        "revision": None,
-        "routing": "full",
-        "architecture": extraction.describe_moe(model),
-    }
+    meta = stage_meta(model)
     tmp = Path(tempfile.mkdtemp(prefix="grokpath-budget-"))
     folders = iter(range(10**9))
 
@@ -96,7 +91,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
 
     def routers(hooked: bool) -> Callable[[], None]:
         def run() -> None:
-            keep = extraction._Capture(gates, "full", "softmax") if hooked else None
+            keep = extraction._Capture(gates, "full", score) if hooked else None
             for inputs, (_, mask) in zip(router_inputs, batches, strict=True):
                 if keep is not None:
                     keep.start(mask)
@@ -118,10 +113,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         def run() -> None:
             out = tmp / str(next(folders))
             out.mkdir()
-            routing_path = str(out / "routing.parquet") if routing else None
-            stages._write_extraction(
-                iter(results), "bench", "step0", "math", routing_path, str(out / "loss.parquet"), meta
-            )
+            write_tables(iter(results), out, routing, meta)
 
         return run
 

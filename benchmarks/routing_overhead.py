@@ -2,8 +2,8 @@
 
 Passes over the same samples with the same length-bucketed batches, the same `torch.inference_mode`,
 the same threads and the same device, timed side by side: after one untimed warm-up of each, every
-repeat runs every pass once, in a shuffled order (seeded), each writing into a fresh folder (as a Snakemake
-job does: its old outputs are removed before it runs).
+repeat runs every pass once, in a shuffled order (seeded), each writing into a fresh folder (as a
+Snakemake job does: its old outputs are removed before it runs).
 
 - `bare`: pad each batch from the tokenized samples the stage holds (`extraction.TokenRows.pad`,
   longest batches first, as `iter_batches`), move it to the device as the stage does
@@ -180,13 +180,22 @@ def run_stage(
             stages.tables = saved
     sample_ids = [f"s{i:06d}" for i in range(len(token_ids))]
     batches = ext.iter_batches(model, token_ids, sample_ids, PAD_ID, batch_size, routing=routing, desc="bench")
-    meta = {  # what extract_routing records in both tables
+    write_tables(batches, out, routing is not None, stage_meta(model))
+
+
+def stage_meta(model: torch.nn.Module) -> dict[str, object]:
+    """What extract_routing records in both tables' metadata."""
+    return {
         "seed": 0,
         "checkpoint_sha": "0" * 64,
         "revision": None,
         "routing": "full",
         "architecture": extraction.describe_moe(model),
     }
+
+
+def write_tables(batches: object, out: Path, routing: bool, meta: dict[str, object]) -> None:
+    """The stage's tables of one split from its batch results: routing (if `routing`) and loss, in `out`."""
     routing_path = str(out / "routing.parquet") if routing else None
     stages._write_extraction(batches, "bench", "step0", "math", routing_path, str(out / "loss.parquet"), meta)
 
