@@ -75,7 +75,8 @@ def _sync(device: str) -> None:
 
 def measure(args: argparse.Namespace, model: torch.nn.Module, tok: object, length: int) -> dict[str, object]:
     bs = args.batch_size
-    tuning.lora_finetune(model, tok, examples(args.warmup * bs, length, 1), settings(length, bs), seed=0)
+    if args.warmup:  # --warmup 0: no warm-up run (lora_finetune refuses an empty example list)
+        tuning.lora_finetune(model, tok, examples(args.warmup * bs, length, 1), settings(length, bs), seed=0)
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.empty_cache()
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the stage uses 1)")
     args = parser.parse_args()
+    if args.steps < 1 or args.warmup < 0:
+        parser.error(f"--steps must be at least 1 and --warmup at least 0, got {args.steps} and {args.warmup}")
     torch.set_num_threads(args.threads)
     tok = train_word_tokenizer([" ".join(f"w{i}" for i in range(WORDS))])
     lengths = [int(x) for x in args.lengths.split(",")]

@@ -1,0 +1,168 @@
+"""Every benchmark under benchmarks/ runs at a tiny size and ends with its JSON summary.
+
+The benchmarks reach into the library (extraction._HeadLoss and _Capture, stages._write_extraction,
+tables' writers, the hub server of the tests), so a refactor can break one without any other test
+noticing, and the README's figures could then no longer be reproduced. Each runs as a user runs
+it (`python benchmarks/NAME.py ...`, in its own process) and its summary is checked for what the
+run must have done, never for how fast: timings here would only measure the machine.
+`incremental.py` is left out: it pretrains the 40-checkpoint series of the embedded default (most
+of its ~10 minutes), and the workflow tests check the same reruns on the test config;
+`default_run.py` runs on the test config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _routing_overhead(s: dict[str, Any]) -> None:
+    (result,) = s["results"]
+    assert (result["model"], result["samples"]) == ("default", 20)
+    assert set(result["wall_s"]) == {"bare", "capture", "loss", "extract"}
+    assert all(len(times) == 2 for times in result["wall_s"].values())
+    assert result["ratio_extract_vs_bare"] > 0
+    assert result["routing_table_bytes"] > 0
+
+
+def _extraction_budget(s: dict[str, Any]) -> None:
+    result = s["result"]
+    assert (result["samples"], result["batches"]) == (300, 5)
+    added = result["added_ms"]
+    assert set(added) == {"loss beyond the output layer", "router hooks", "routing reduction", "tables"}
+    assert result["added_total_ms"] == pytest.approx(sum(added.values()), abs=0.01)
+
+
+def _extraction_memory(s: dict[str, Any]) -> None:
+    runs = s["results"]["this"]
+    assert [r["samples"] for r in runs] == [50, 100]
+    assert all(r["routing_mib"] > 0 and r["peak_mib"] >= r["floor_mib"] for r in runs)
+
+
+def _pathway_distance(s: dict[str, Any]) -> None:
+    # every pair below max_pairs: the subsampled mean is the full one; the benchmark itself exits
+    # if the pure-Python programme and rapidfuzz disagree on its pairs
+    assert (s["samples"], s["pairs"], s["python_dp_pairs"]) == (30, 435, 3)
+    assert s["subsample_mean_distance"] == s["mean_distance"] > 0
+
+
+def _storage(s: dict[str, Any]) -> None:
+    # the size asked for, then the embedded default's
+    assert [(r["samples"], r["layers"], r["experts"]) for r in s["results"]] == [(20, 2, 8), (300, 4, 8)]
+    for result in s["results"]:
+        written = result["bytes"]
+        # the stage's streamed writer lays the table out as tables.write does
+        assert written["tables.write"] == written["tables.StreamWriter"] > 0
+
+
+def _tuning_step(s: dict[str, Any]) -> None:
+    assert (s["model"], s["steps"]) == ("default", 1)
+    assert [r["length"] for r in s["results"]] == [64, 128]
+    assert all(r["step_s"] > 0 and r["peak_mib"] >= 0 for r in s["results"])
+
+
+def _verification(s: dict[str, Any]) -> None:
+    assert s["files"] >= 2
+    assert s["bytes"] > 10_000_000
+    assert set(s["wall_s"]) == {"full", "stamped"}
+
+
+def _evaluation(s: dict[str, Any]) -> None:
+    assert (s["items"], s["fewshot"]) == (10, 0)
+    assert s["requests"] > 0
+    assert len(s["wall_s"]["current"]) == 1
+
+
+def _eval_cache(s: dict[str, Any]) -> None:
+    # the issue's goal 5: an unchanged evaluation sends nothing to the model the second time
+    assert s["first_forward_passes"] > 0
+    assert s["fresh_cache_forward_passes"] == s["first_forward_passes"]
+    assert s["second_forward_passes"] == 0
+    assert s["identical_responses"] is True
+
+
+def _disk_bounded(s: dict[str, Any]) -> None:
+    assert (s["checkpoints"], s["checkpoints_on_disk"]) == (3, 1)
+    size = s["checkpoint_bytes"]
+    # kept: every checkpoint stays; bounded: only their released stubs do
+    assert s["keep_final_bytes"] >= 3 * size
+    assert s["bounded_final_bytes"] < size
+    assert s["bounded_peak_bytes"] < s["keep_peak_bytes"]
+
+
+def _default_run(s: dict[str, Any]) -> None:
+    assert (s["configfile"], len(s["wall_s"])) == ("config/test.yaml", 1)
+    rules = s["rules"]
+    # the test config's series: one pretraining, three checkpoints, each extracted and evaluated
+    assert rules["pretrain_tiny_moe"]["jobs"] == 1
+    assert rules["extract_routing"]["jobs"] == 3
+    assert all(r["max_rss_mib"] > 0 for r in rules.values())
+    assert s["peak_rss_mib"] > 0
+    assert len(s["live_monitors"]) == 1
+    assert 0 < s["live_monitor_overhead"] < 1
+
+
+FAST: dict[str, tuple[list[str], Callable[[dict[str, Any]], None]]] = {
+    "routing_overhead": (["--model", "default", "--repeats", "2", "--samples", "20"], _routing_overhead),
+    "extraction_budget": (["--repeats", "1"], _extraction_budget),
+    "extraction_memory": (["--samples", "50,100", "--repeats", "1"], _extraction_memory),
+    "pathway_distance": (
+        ["--samples", "30", "--layers", "2", "--experts", "8", "--baseline-pairs", "3", "--repeats", "1"],
+        _pathway_distance,
+    ),
+    "storage": (["--repeats", "1", "--samples", "20", "--layers", "2", "--experts", "8"], _storage),
+    "tuning_step": (["--lengths", "64,128", "--steps", "1", "--warmup", "0"], _tuning_step),
+    "verification": (["--gib", "0.01", "--repeats", "1"], _verification),
+    "evaluation": (["--repeats", "1", "--items", "10"], _evaluation),
+    "eval_cache": (["--items", "10"], _eval_cache),
+}
+# these run Snakemake
+WORKFLOW: dict[str, tuple[list[str], Callable[[dict[str, Any]], None]]] = {
+    "disk_bounded": (["--checkpoints", "3", "--on-disk", "1", "--hidden", "16"], _disk_bounded),
+    "default_run": (["--repeats", "1", "--configfile", "config/test.yaml"], _default_run),
+}
+
+
+def _summary(name: str, args: list[str], tmp_path: Path) -> dict[str, Any]:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+        cwd=tmp_path,  # as a user may: from anywhere, nothing written into the checkout
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        check=False,
+    )
+    assert run.returncode == 0, f"{name} failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) > 1, f"{name} printed no table before its summary:\n{run.stdout}"
+    summary = json.loads(lines[-1])
+    assert summary["benchmark"] == name
+    return summary
+
+
+def test_every_benchmark_is_covered():
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+    helpers = {"baseline"}  # imported by the others, not run
+    assert scripts - helpers - {"incremental"} == set(FAST) | set(WORKFLOW)
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_benchmark_runs_and_ends_with_its_summary(name, tmp_path):
+    args, check = FAST[name]
+    check(_summary(name, args, tmp_path))
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", sorted(WORKFLOW))
+def test_workflow_benchmark_runs_and_ends_with_its_summary(name, tmp_path):
+    args, check = WORKFLOW[name]
+    check(_summary(name, args, tmp_path))
