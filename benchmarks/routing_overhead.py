@@ -9,6 +9,9 @@ Snakemake job does: its old outputs are removed before it runs).
   longest batches first, as `iter_batches`), move it to the device as the stage does
   (`extraction.to_device`: to a GPU without waiting), `model(..., use_cache=False).logits` (no KV
   cache, as the stage: nothing is generated); on a GPU it waits only once, after the last batch.
+- `unmasked`: `bare` without the attention mask, as the stage runs its forward passes (batches are
+  right-padded and every supported family attends causally, so real tokens come out the same):
+  extract / unmasked is the stage's work on top of the very forward pass it runs.
 - `capture`: `extraction.iter_batches(routing="full")` consumed without writing anything: the
   forward pass, the per-sample loss and the routing capture (hooks, softmax, token averages).
 - `loss`: `extraction.iter_batches(routing=None)` into the stage's `_write_extraction` (what
@@ -143,15 +146,18 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_bare(model: torch.nn.Module, rows: extraction.TokenRows, batch_size: int, device: str) -> None:
-    """The forward passes alone, batched exactly as `extraction.iter_batches` batches them."""
+def run_bare(
+    model: torch.nn.Module, rows: extraction.TokenRows, batch_size: int, device: str, masked: bool = True
+) -> None:
+    """The forward passes alone, batched exactly as `extraction.iter_batches` batches them; with
+    `masked=False` without the attention mask, as the stage runs them."""
     dev = torch.device(device)
     with torch.inference_mode():
         for idx in extraction.length_batches(rows.lengths, batch_size):
             ids, mask = rows.pad(idx, PAD_ID)
             # the stage's transfers: to a GPU through pinned memory, not waiting
             ids, mask = extraction.to_device(ids, dev), extraction.to_device(mask, dev)
-            model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # noqa: B018
+            model(input_ids=ids, attention_mask=mask if masked else None, use_cache=False).logits  # noqa: B018
     _sync(device)
 
 
@@ -226,6 +232,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
 
         passes: dict[str, Callable[[], None]] = {
             "bare": lambda: run_bare(model, rows, batch_size, args.device),
+            "unmasked": lambda: run_bare(model, rows, batch_size, args.device, masked=False),
             "capture": lambda: run_capture(model, rows, batch_size),
             "loss": lambda: run_stage(model, rows, batch_size, None, out),
             "extract": lambda: run_stage(model, rows, batch_size, "full", out),
@@ -300,6 +307,9 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
         "ratio_extract_vs_loss": ratio(wall, "extract", "loss"),
         "ratio_extract_vs_loss_cpu": ratio(cpu, "extract", "loss"),
         "ratio_loss_vs_bare": ratio(wall, "loss", "bare"),
+        "ratio_unmasked_vs_bare": ratio(wall, "unmasked", "bare"),
+        "ratio_extract_vs_unmasked": ratio(wall, "extract", "unmasked"),
+        "ratio_extract_vs_unmasked_cpu": ratio(cpu, "extract", "unmasked"),
         "routing_table_bytes": routing_bytes,
         "peak_rss_above_start_mib": peak_rss,
     }
@@ -359,6 +369,11 @@ def main() -> None:
             f"{r['ratio_extract_vs_bare_cpu']:.3f}x cpu; extract/loss {r['ratio_extract_vs_loss']:.3f}x wall, "
             f"{r['ratio_extract_vs_loss_cpu']:.3f}x cpu; capture/bare {r['ratio_capture_vs_bare']:.3f}x wall, "
             f"{r['ratio_capture_vs_bare_cpu']:.3f}x cpu"
+        )
+        print(
+            f"{r['model']:8} unmasked/bare {r['ratio_unmasked_vs_bare']:.3f}x wall (the forward without the "
+            f"attention mask, as the stage runs it); extract/unmasked {r['ratio_extract_vs_unmasked']:.3f}x wall, "
+            f"{r['ratio_extract_vs_unmasked_cpu']:.3f}x cpu"
         )
         if "ratio_baseline_vs_bare" in r:
             print(

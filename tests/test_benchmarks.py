@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _routing_overhead(s: dict[str, Any]) -> None:
     (result,) = s["results"]
     assert (result["model"], result["samples"]) == ("default", 20)
-    assert set(result["wall_s"]) == {"bare", "capture", "loss", "extract"}
+    assert set(result["wall_s"]) == {"bare", "unmasked", "capture", "loss", "extract"}
     assert all(len(times) == 2 for times in result["wall_s"].values())
     assert result["ratio_extract_vs_bare"] > 0
     assert result["routing_table_bytes"] > 0

@@ -107,6 +107,12 @@ def test_routing_capture_and_pathway_metrics(family, tok):
     probs = np.concatenate([b.probs for b in batches])
     assert probs.shape == (3, len(moe_layers), 4)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # the batches of two are padded and run without an attention mask: each sample's routing is
+    # still the one it has alone
+    batched = {sid: p for b in batches for sid, p in zip(b.sample_ids, b.probs, strict=True)}
+    for sid, row in zip(["a", "b", "c"], ids, strict=True):
+        (alone,) = extraction.iter_batches(model, [row], [sid], tok.pad_token_id, 1, routing="full")
+        np.testing.assert_allclose(batched[sid], alone.probs[0], atol=1e-6, err_msg=sid)
     routers = extraction.router_weights(model)
     assert sorted(routers) == [f"layer{i}" for i in moe_layers]
     mats = np.stack([routers[f"layer{i}"].numpy() for i in moe_layers])

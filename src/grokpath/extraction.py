@@ -392,12 +392,28 @@ def _forward_loss(
     model's extraction (benchmarks/routing_overhead.py --baseline-extraction); at the paper's
     shape it would hold 4 GB (OLMoE-1B-7B, 16 x 2048 tokens in bf16). With `head_loss` (on the
     CPU) the output layer runs inside the loss, so the batch's logits are never held; elsewhere
-    (not measured on a GPU yet) the model computes them and `_sample_loss` reads them."""
+    (not measured on a GPU yet) the model computes them and `_sample_loss` reads them.
+
+    The model gets no attention mask where its family is a supported one (`_causal`): batches are
+    right-padded (`TokenRows.pad`) and those families attend causally, so no real token attends to
+    a pad, and real tokens come out as they do with the mask (tests/test_families.py compares
+    every family's padded batches with each sample alone). Without it the model builds no
+    [B, 1, T, T] mask and takes the causal path of its attention: on the CPU the default model's
+    bare pass takes 0.975-0.980x its time with the mask (benchmarks/routing_overhead.py, `unmasked`
+    against `bare`). The mask still picks the real targets of the loss and the real tokens of the
+    routing averages."""
+    attention_mask = None if _causal(model) else mask
     if head_loss is not None:
-        hidden = model.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state  # type: ignore[operator,union-attr]
+        hidden = model.model(input_ids=ids, attention_mask=attention_mask, use_cache=False).last_hidden_state  # type: ignore[operator,union-attr]
         return head_loss(hidden, ids, mask)
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    logits = model(input_ids=ids, attention_mask=attention_mask, use_cache=False).logits
     return _sample_loss(logits, ids, mask)
+
+
+def _causal(model: torch.nn.Module) -> bool:
+    """Whether the model is of a supported family (`families.SUPPORTED`), all decoder-only
+    causal LMs, so a right-padded batch needs no attention mask."""
+    return getattr(getattr(model, "config", None), "model_type", None) in SCORING
 
 
 def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
