@@ -20,8 +20,8 @@ Snakemake job does: its old outputs are removed before it runs).
   sample split): router hooks, softmax over all experts, token averages, the routing Parquet table
   (batches gathered into row groups of `tables.ROW_GROUP_ROWS`), and the loss table.
 - `baseline` (with `--baseline-extraction FILE` and/or `--baseline-tables FILE`): `extract` with
-  another version of extraction.py, given the samples as lists of ids (what the stage gave it
-  before `TokenRows`), and/or of tables.py (the stage's writers), e.g.
+  another version of extraction.py, given the samples as that version's `TokenRows` (or as lists
+  of ids, what the stage gave a version without them), and/or of tables.py (the stage's writers), e.g.
   `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a before/after
   measured in the same run.
 
@@ -240,7 +240,10 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
         if args.baseline_extraction or args.baseline_tables:
             base, base_ids = extraction, rows
             if args.baseline_extraction:
-                base, base_ids = load_module(args.baseline_extraction, "baseline_extraction"), token_ids
+                base = load_module(args.baseline_extraction, "baseline_extraction")
+                # tokenized as the stage holds them for that version: its own TokenRows where it
+                # has them (built here, once, as for the other passes), else lists of ids
+                base_ids = base.TokenRows.from_rows(token_ids) if hasattr(base, "TokenRows") else token_ids
             tab = load_module(args.baseline_tables, "baseline_tables") if args.baseline_tables else None
             passes["baseline"] = lambda: run_stage(model, base_ids, batch_size, "full", out, base, tab)
         wall: dict[str, list[float]] = {k: [] for k in passes}
