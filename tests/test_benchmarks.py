@@ -105,6 +105,7 @@ def _default_run(s: dict[str, Any]) -> None:
     # the test config's series: one pretraining, three checkpoints, each extracted and evaluated
     assert rules["pretrain_tiny_moe"]["jobs"] == 1
     assert rules["extract_routing"]["jobs"] == 3
+    assert rules["run_lm_eval"]["jobs"] == 3
     assert all(r["max_rss_mib"] > 0 for r in rules.values())
     assert s["peak_rss_mib"] > 0
     assert len(s["live_monitors"]) == 1
