@@ -373,12 +373,17 @@ def _real_target_mean(nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(keep, nll, 0.0).sum(1) / keep.sum(1)
 
 
+def _supported(model: torch.nn.Module) -> bool:
+    """Whether the model is of a family in `families.SUPPORTED`: decoder-only causal LMs whose
+    logits are `lm_head(model.model(...))` (transformers 5)."""
+    return getattr(getattr(model, "config", None), "model_type", None) in SCORING
+
+
 def _output_layer(model: torch.nn.Module) -> torch.nn.Linear | None:
     """The model's output layer where its logits are `lm_head(model.model(...).last_hidden_state)`,
     nothing else: the forward of every family in `families.SUPPORTED` (transformers 5); else None."""
     head, base = getattr(model, "lm_head", None), getattr(model, "model", None)
-    family = getattr(getattr(model, "config", None), "model_type", None)
-    if isinstance(head, torch.nn.Linear) and isinstance(base, torch.nn.Module) and family in SCORING:
+    if isinstance(head, torch.nn.Linear) and isinstance(base, torch.nn.Module) and _supported(model):
         return head
     return None
 
@@ -394,7 +399,7 @@ def _forward_loss(
     CPU) the output layer runs inside the loss, so the batch's logits are never held; elsewhere
     (not measured on a GPU yet) the model computes them and `_sample_loss` reads them.
 
-    The model gets no attention mask where its family is a supported one (`_causal`): batches are
+    The model gets no attention mask where its family is a supported one (`_supported`): batches are
     right-padded (`TokenRows.pad`) and those families attend causally, so no real token attends to
     a pad, and real tokens come out as they do with the mask (tests/test_families.py compares
     every family's padded batches with each sample alone). Without it the model builds no
@@ -402,18 +407,12 @@ def _forward_loss(
     bare pass takes 0.975-0.980x its time with the mask (benchmarks/routing_overhead.py, `unmasked`
     against `bare`). The mask still picks the real targets of the loss and the real tokens of the
     routing averages."""
-    attention_mask = None if _causal(model) else mask
+    attention_mask = None if _supported(model) else mask  # supported families are all causal LMs
     if head_loss is not None:
         hidden = model.model(input_ids=ids, attention_mask=attention_mask, use_cache=False).last_hidden_state  # type: ignore[operator,union-attr]
         return head_loss(hidden, ids, mask)
     logits = model(input_ids=ids, attention_mask=attention_mask, use_cache=False).logits
     return _sample_loss(logits, ids, mask)
-
-
-def _causal(model: torch.nn.Module) -> bool:
-    """Whether the model is of a supported family (`families.SUPPORTED`), all decoder-only
-    causal LMs, so a right-padded batch needs no attention mask."""
-    return getattr(getattr(model, "config", None), "model_type", None) in SCORING
 
 
 def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
