@@ -1,5 +1,5 @@
 """Another version of a grokpath module, loaded from a file to be timed beside the current one
-(`--baseline-extraction` and `--baseline-tables` of routing_overhead.py, `--baseline-tables` of
+(`--baseline-extraction`, `--baseline-tables` and `--baseline-stages` of routing_overhead.py, `--baseline-tables` of
 storage.py)."""
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ Snakemake job does: its old outputs are removed before it runs).
 - `extract`: `extraction.iter_batches(routing="full")` into `_write_extraction` (what it does for a
   sample split): router hooks, softmax over all experts, token averages, the routing Parquet table
   (batches gathered into row groups of `tables.ROW_GROUP_ROWS`), and the loss table.
-- `baseline` (with `--baseline-extraction FILE` and/or `--baseline-tables FILE`): `extract` with
-  another version of extraction.py, given the samples as that version's `TokenRows` (or as lists
-  of ids, what the stage gave a version without them), and/or of tables.py (the stage's writers), e.g.
+- `baseline` (with `--baseline-extraction FILE`, `--baseline-tables FILE` and/or `--baseline-stages
+  FILE`): `extract` with another version of extraction.py, given the samples as that version's
+  `TokenRows` (or as lists of ids, what the stage gave a version without them), of tables.py (the
+  stage's writers) and/or of stages.py (its `_write_extraction`, which builds the tables), e.g.
   `git show HEAD:src/grokpath/extraction.py > /tmp/extraction_head.py`, for a before/after
   measured in the same run.
 
@@ -49,7 +50,8 @@ given its free memory back (malloc_trim; Linux clear_refs resets the peak), and 
 
     python benchmarks/routing_overhead.py [--model default|large|olmoe|both] [--repeats 15] [--threads 1]
         [--device cpu|cuda] [--dtype float32|bfloat16|float16] [--samples N] [--batch-size N]
-        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--baseline-tables FILE] [--profile]
+        [--vocab N] [--lengths MIN MAX] [--baseline-extraction FILE] [--baseline-tables FILE]
+        [--baseline-stages FILE] [--profile]
 """
 
 from __future__ import annotations
@@ -175,18 +177,20 @@ def run_stage(
     out: Path,
     ext: ModuleType = extraction,
     tab: ModuleType | None = None,
+    stg: ModuleType = stages,
 ) -> None:
     """What `stages.extract_routing` does for one split of one domain, from its tokenized samples;
-    with `tab`, its tables are written by that version of tables.py."""
+    with `tab`, its tables are written by that version of tables.py, with `stg` built by that
+    version of stages.py."""
     if tab is not None:
-        saved, stages.tables = stages.tables, tab
+        saved, stg.tables = stg.tables, tab
         try:
-            return run_stage(model, token_ids, batch_size, routing, out, ext)
+            return run_stage(model, token_ids, batch_size, routing, out, ext, stg=stg)
         finally:
-            stages.tables = saved
+            stg.tables = saved
     sample_ids = [f"s{i:06d}" for i in range(len(token_ids))]
     batches = ext.iter_batches(model, token_ids, sample_ids, PAD_ID, batch_size, routing=routing, desc="bench")
-    write_tables(batches, out, routing is not None, stage_meta(model))
+    write_tables(batches, out, routing is not None, stage_meta(model), stg)
 
 
 def stage_meta(model: torch.nn.Module) -> dict[str, object]:
@@ -200,10 +204,11 @@ def stage_meta(model: torch.nn.Module) -> dict[str, object]:
     }
 
 
-def write_tables(batches: object, out: Path, routing: bool, meta: dict[str, object]) -> None:
-    """The stage's tables of one split from its batch results: routing (if `routing`) and loss, in `out`."""
+def write_tables(batches: object, out: Path, routing: bool, meta: dict[str, object], stg: ModuleType = stages) -> None:
+    """The stage's tables of one split from its batch results: routing (if `routing`) and loss, in
+    `out`, written by `stg` (stages.py, or another version of it)."""
     routing_path = str(out / "routing.parquet") if routing else None
-    stages._write_extraction(batches, "bench", "step0", "math", routing_path, str(out / "loss.parquet"), meta)
+    stg._write_extraction(batches, "bench", "step0", "math", routing_path, str(out / "loss.parquet"), meta)
 
 
 def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
@@ -237,7 +242,7 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
             "loss": lambda: run_stage(model, rows, batch_size, None, out),
             "extract": lambda: run_stage(model, rows, batch_size, "full", out),
         }
-        if args.baseline_extraction or args.baseline_tables:
+        if args.baseline_extraction or args.baseline_tables or args.baseline_stages:
             base, base_ids = extraction, rows
             if args.baseline_extraction:
                 base = load_module(args.baseline_extraction, "baseline_extraction")
@@ -245,7 +250,8 @@ def measure(args: argparse.Namespace, which: str) -> dict[str, object]:
                 # has them (built here, once, as for the other passes), else lists of ids
                 base_ids = base.TokenRows.from_rows(token_ids) if hasattr(base, "TokenRows") else token_ids
             tab = load_module(args.baseline_tables, "baseline_tables") if args.baseline_tables else None
-            passes["baseline"] = lambda: run_stage(model, base_ids, batch_size, "full", out, base, tab)
+            stg = load_module(args.baseline_stages, "baseline_stages") if args.baseline_stages else stages
+            passes["baseline"] = lambda: run_stage(model, base_ids, batch_size, "full", out, base, tab, stg)
         wall: dict[str, list[float]] = {k: [] for k in passes}
         cpu: dict[str, list[float]] = {k: [] for k in passes}
         for fn in passes.values():  # warm-up: allocator, kernels, lazy imports, file system
@@ -342,6 +348,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-extraction", type=Path, help="another extraction.py to time as `baseline`")
     parser.add_argument("--baseline-tables", type=Path, help="another tables.py for the `baseline` pass's writers")
+    parser.add_argument(
+        "--baseline-stages", type=Path, help="another stages.py whose _write_extraction builds the `baseline` tables"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one extract pass after the warm-up")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():

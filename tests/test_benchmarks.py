@@ -176,6 +176,19 @@ def test_benchmark_runs_and_ends_with_its_summary(name, tmp_path):
     check(_summary(name, args, tmp_path))
 
 
+def test_routing_overhead_times_other_versions_of_the_modules_as_a_baseline(tmp_path):
+    """The before/after of the README's routing rows: other files of extraction.py, tables.py and
+    stages.py (here the checkout's own) run as one more pass, side by side with the others."""
+    src = ROOT / "src" / "grokpath"
+    baseline = ["--baseline-extraction", str(src / "extraction.py"), "--baseline-tables", str(src / "tables.py")]
+    baseline += ["--baseline-stages", str(src / "stages.py")]
+    args = ["--model", "default", "--repeats", "1", "--samples", "20", *baseline]
+    (result,) = _summary("routing_overhead", args, tmp_path)["results"]
+    assert set(result["wall_s"]) == {"bare", "unmasked", "capture", "loss", "extract", "baseline"}
+    assert result["ratio_extract_vs_baseline"] > 0
+    assert result["ratio_baseline_vs_bare"] > 0
+
+
 @pytest.mark.workflow
 @pytest.mark.parametrize("name", sorted(WORKFLOW))
 def test_workflow_benchmark_runs_and_ends_with_its_summary(name, tmp_path):

@@ -153,3 +153,24 @@ def test_read_head_reads_the_first_rows_and_checks_the_schema(tmp_path):
     assert tables.read_head(tmp_path / "empty.parquet", tables.LOSS_SCHEMA, 3).height == 0
     with pytest.raises(ValueError, match=r"loss.parquet: schema does not match the expected one"):
         tables.read_head(path, tables.ROUTING_SCHEMA, 3)
+
+
+def test_to_arrow_casts_to_the_schema_and_keeps_a_table_already_in_it():
+    n = 3
+    columns = {
+        "model": ["m"] * n,
+        "step": ["s"] * n,
+        "domain": ["d"] * n,
+        "sample_id": ["a", "b", "c"],
+        "loss": [1.0, 2.0, 3.0],
+        "n_tokens": [4, 5, 6],
+    }
+    loose = pa.table({name: columns[name] for name in reversed(list(columns))})  # int64, nullable, reordered
+    cast = tables.to_arrow(loose, tables.LOSS_SCHEMA)
+    assert cast.schema.equals(tables.LOSS_SCHEMA)
+    assert cast.column("n_tokens").to_pylist() == [4, 5, 6]
+    schema = tables.LOSS_SCHEMA
+    exact = pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
+    assert tables.to_arrow(exact, tables.LOSS_SCHEMA) is exact  # nothing to cast
+    with pytest.raises(ValueError, match="do not match schema"):
+        tables.to_arrow(loose.drop_columns(["loss"]), tables.LOSS_SCHEMA)

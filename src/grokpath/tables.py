@@ -298,6 +298,10 @@ def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Sche
     if isinstance(df, list):
         return pa.Table.from_pylist(df, schema=schema)
     table = df.to_arrow() if isinstance(df, pl.DataFrame) else df
+    if table.schema.equals(schema):
+        # built with the schema already (`pa.Table.from_arrays(..., schema=...)`): no cast, whose
+        # compute calls cost ~0.35 ms right after a model pass, on a 300-row loss table
+        return table
     if set(table.column_names) != set(schema.names):
         raise ValueError(f"columns {sorted(table.column_names)} do not match schema {sorted(schema.names)}")
     return table.select(schema.names).cast(schema)
