@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from grokpath import checkpoints, devices, distance, families, io, memorization, pathways, samples, tables
 
@@ -679,7 +678,7 @@ def assign_memorization(
 # ---------------------------------------------------------------- compute_pathways
 def load_routing(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(sample ids, layer indices, weights [N, L, K]) from a routing table."""
-    table = pq.read_table(path).sort_by([("sample_id", "ascending"), ("layer", "ascending")])
+    table = tables.read_arrow(path).sort_by([("sample_id", "ascending"), ("layer", "ascending")])
     layers = np.unique(table.column("layer").to_numpy())
     n_layers = len(layers)
     flat = table.column("probs").combine_chunks()

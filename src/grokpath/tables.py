@@ -466,9 +466,17 @@ class StreamWriter:
             raise failed
 
 
+def read_arrow(path: str | Path) -> pa.Table:
+    """A whole Parquet file as an Arrow table, through its file reader: `pq.read_table` goes through
+    pyarrow.dataset, whose import costs ~20 ms in each job that reads a table, and each read of a
+    small table 1.0 ms instead of 0.6."""
+    with pq.ParquetFile(path) as parquet:
+        return parquet.read()
+
+
 def read(path: str | Path, schema: pa.Schema) -> pl.DataFrame:
     """Read a table and check that it has exactly the expected schema."""
-    table = pq.read_table(path)
+    table = read_arrow(path)
     _check_schema(path, table.schema, schema)
     return pl.from_arrow(table)  # type: ignore[return-value]
 
