@@ -174,3 +174,48 @@ def test_to_arrow_casts_to_the_schema_and_keeps_a_table_already_in_it():
     assert tables.to_arrow(exact, tables.LOSS_SCHEMA) is exact  # nothing to cast
     with pytest.raises(ValueError, match="do not match schema"):
         tables.to_arrow(loose.drop_columns(["loss"]), tables.LOSS_SCHEMA)
+
+
+_WITHOUT_PANDAS = """
+import sys
+import numpy as np, pyarrow as pa, polars as pl
+from grokpath import tables
+tables.skip_pandas_probe()
+assert not any(isinstance(f, tables._NoPandas) for f in sys.meta_path), "the finder failing `import pandas` is gone"
+path = sys.argv[1]
+schema = tables.LOSS_SCHEMA
+rows = [{"model": "m", "step": "s", "domain": "d", "sample_id": f"x{i}", "loss": 0.5, "n_tokens": 3} for i in range(4)]
+tables.write(rows, path, schema, seed=0)
+df = tables.read(path, schema)
+pa.array(np.arange(3)).to_numpy()
+tables.read_arrow(path).column("loss").to_numpy()
+pl.from_arrow(tables.read_arrow(path)).to_arrow()
+assert "pandas" not in sys.modules, "pyarrow imported pandas after all"
+frame = tables.read_arrow(path).to_pandas()  # pandas where it is asked for
+assert "pandas" in sys.modules and len(frame) == 4
+print("ok")
+"""
+
+
+def test_skip_pandas_probe_keeps_pandas_out_of_table_work_but_not_out_of_reach(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PANDAS, str(tmp_path / "loss.parquet")], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "ok"
+
+
+def test_jobs_that_may_hand_pyarrow_pandas_objects_keep_the_probe():
+    """Scripts that load HF datasets or run lm-eval (both pass pandas objects to pyarrow) must not
+    skip pyarrow's check for pandas; the table stages that skip it are the numerous small jobs."""
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    skipping = {p.stem for p in scripts.glob("*.py") if "pandas=False" in p.read_text()}
+    keep = {"run_lm_eval", "prefetch_benchmarks", "prepare_samples", "prepare_instructions", "instruction_tune"}
+    keep |= {"decontaminate"}
+    assert not skipping & keep
+    assert {"compute_pathways", "pathway_distance", "ablate_tau", "extract_routing"} <= skipping

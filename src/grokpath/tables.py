@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -273,6 +274,33 @@ MONITORS_SCHEMA = pa.schema(
         pa.field("validation_loss", pa.float64()),
     ]
 )
+
+
+class _NoPandas:
+    """An import finder under which `import pandas` fails (ModuleNotFoundError)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is skipped by tables.skip_pandas_probe", name=name)
+
+
+def skip_pandas_probe() -> None:
+    """Let pyarrow note that pandas is absent, in a job that hands it no pandas objects.
+
+    pyarrow checks the first value it converts (`pa.array`, `to_numpy`, ...) for a pandas object,
+    importing pandas to do so when it is installed (lm-eval needs it): ~0.25 s, a third of each
+    small job (compute_pathways, pathway_distance, ...). Made here while `import pandas` fails,
+    that first check notes that pandas is absent, and pyarrow keeps the note: pandas objects are no
+    longer recognised as such, while whatever asks pyarrow for pandas (`to_pandas`) imports it
+    then. Nothing happens where pandas was imported already."""
+    if "pandas" in sys.modules:
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([])  # pyarrow's first check for a pandas object
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def versions() -> dict[str, str]:

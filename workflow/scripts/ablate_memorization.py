@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import ablate_memorization
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     ablate_memorization(
         model=snakemake.wildcards.model,
         domain=snakemake.wildcards.domain,

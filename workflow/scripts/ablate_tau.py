@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import ablate_tau
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     ablate_tau(
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,

@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import aggregate_monitors
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     aggregate_monitors(
         model_steps=snakemake.params.model_steps,
         distance_tables=list(snakemake.input.distance),

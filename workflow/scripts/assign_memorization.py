@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import assign_memorization
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     assign_memorization(
         model=snakemake.wildcards.model,
         domain=snakemake.wildcards.domain,

@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import assign_test_groups
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     assign_test_groups(
         model=snakemake.wildcards.model,
         task=snakemake.wildcards.task,

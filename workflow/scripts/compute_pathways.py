@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import compute_pathways
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     compute_pathways(
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,

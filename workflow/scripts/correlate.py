@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import correlate
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     correlate(
         monitors_table=snakemake.input.monitors,
         item_tables=list(snakemake.input.evals),

@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import entropy_distance
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     entropy_distance(
         model=snakemake.wildcards.model,
         step=snakemake.params.step,

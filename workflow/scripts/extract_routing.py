@@ -6,7 +6,7 @@ def by_domain(paths):
     return dict(zip(snakemake.params.domains, paths, strict=True))
 
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     extract_routing(
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,

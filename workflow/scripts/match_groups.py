@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import match_groups
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     match_groups(
         model=snakemake.wildcards.model,
         task=snakemake.wildcards.task,

@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import pathway_distance
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     pathway_distance(
         model=snakemake.wildcards.model,
         step=snakemake.wildcards.step,

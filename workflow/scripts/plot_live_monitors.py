@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import plot_live_monitors
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     plot_live_monitors(
         live=snakemake.input.live,
         trajectory=snakemake.input.trajectory,

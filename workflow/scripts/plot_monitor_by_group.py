@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import plot_monitor_by_group
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     plot_monitor_by_group(
         model=snakemake.wildcards.model,
         steps=snakemake.params.steps,

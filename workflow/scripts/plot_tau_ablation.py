@@ -1,7 +1,7 @@
 from grokpath.logs import logged
 from grokpath.stages import plot_tau_ablation
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], pandas=False):
     plot_tau_ablation(
         model=snakemake.wildcards.model,
         steps=snakemake.params.steps,
