@@ -1,6 +1,6 @@
 """Another version of a grokpath module, loaded from a file to be timed beside the current one
-(`--baseline-extraction`, `--baseline-tables` and `--baseline-stages` of routing_overhead.py, `--baseline-tables` of
-storage.py)."""
+(`--baseline-extraction`, `--baseline-tables` and `--baseline-stages` of routing_overhead.py,
+`--baseline-tables` of storage.py)."""
 
 from __future__ import annotations
 

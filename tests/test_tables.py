@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -165,15 +168,15 @@ def test_to_arrow_casts_to_the_schema_and_keeps_a_table_already_in_it():
         "loss": [1.0, 2.0, 3.0],
         "n_tokens": [4, 5, 6],
     }
-    loose = pa.table({name: columns[name] for name in reversed(list(columns))})  # int64, nullable, reordered
-    cast = tables.to_arrow(loose, tables.LOSS_SCHEMA)
-    assert cast.schema.equals(tables.LOSS_SCHEMA)
-    assert cast.column("n_tokens").to_pylist() == [4, 5, 6]
     schema = tables.LOSS_SCHEMA
+    loose = pa.table({name: columns[name] for name in reversed(list(columns))})  # int64, nullable, reordered
+    cast = tables.to_arrow(loose, schema)
+    assert cast.schema.equals(schema)
+    assert cast.column("n_tokens").to_pylist() == [4, 5, 6]
     exact = pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
-    assert tables.to_arrow(exact, tables.LOSS_SCHEMA) is exact  # nothing to cast
+    assert tables.to_arrow(exact, schema) is exact  # nothing to cast
     with pytest.raises(ValueError, match="do not match schema"):
-        tables.to_arrow(loose.drop_columns(["loss"]), tables.LOSS_SCHEMA)
+        tables.to_arrow(loose.drop_columns(["loss"]), schema)
 
 
 _WITHOUT_PANDAS = """
@@ -198,9 +201,6 @@ print("ok")
 
 
 def test_skip_pandas_probe_keeps_pandas_out_of_table_work_but_not_out_of_reach(tmp_path):
-    import subprocess
-    import sys
-
     run = subprocess.run(
         [sys.executable, "-c", _WITHOUT_PANDAS, str(tmp_path / "loss.parquet")], capture_output=True, text=True
     )
@@ -211,8 +211,6 @@ def test_skip_pandas_probe_keeps_pandas_out_of_table_work_but_not_out_of_reach(t
 def test_jobs_that_may_hand_pyarrow_pandas_objects_keep_the_probe():
     """Scripts that load HF datasets or run lm-eval (both pass pandas objects to pyarrow) must not
     skip pyarrow's check for pandas; the table stages that skip it are the numerous small jobs."""
-    from pathlib import Path
-
     scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
     skipping = {p.stem for p in scripts.glob("*.py") if "pandas=False" in p.read_text()}
     keep = {"run_lm_eval", "prefetch_benchmarks", "prepare_samples", "prepare_instructions", "instruction_tune"}
