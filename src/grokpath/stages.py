@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from grokpath import checkpoints, devices, distance, families, io, memorization, pathways, samples, tables
+from grokpath.lazy import LazyModule
 
-if TYPE_CHECKING:  # torch: imported only by the stages that run a model
-    from grokpath.extraction import TokenRows
+if TYPE_CHECKING:
+    import polars as pl
+
+    from grokpath.extraction import TokenRows  # torch: imported only by the stages that run a model
+else:  # imported by the stages that use it: not the per-domain and per-checkpoint distance jobs
+    pl = LazyModule("polars")
 
 log = logging.getLogger(__name__)
 
@@ -702,7 +706,7 @@ def compute_pathways(model: str, step: str, domain: str, routing: str, routers: 
     ids, layers, weights = load_routing(routing)
     serialized = [pathways.pathway(w, tau) for w in weights]
     cons, mean_cos = pathways.consistency(weights, load_routers(routers, layers))
-    df = pl.DataFrame(
+    table = tables.build(
         {
             "model": model,
             "step": step,
@@ -714,20 +718,27 @@ def compute_pathways(model: str, step: str, domain: str, routing: str, routers: 
             "mean_cosine": mean_cos,
             "routing_entropy": pathways.routing_entropy(weights),
             "tau": float(tau),
-        }
+        },
+        tables.PATHWAYS_SCHEMA,
     )
-    tables.write(df, out, tables.PATHWAYS_SCHEMA, **tables.read_metadata(routing) | {"tau": tau})
+    tables.write(table, out, tables.PATHWAYS_SCHEMA, **tables.read_metadata(routing) | {"tau": tau})
 
 
 # ---------------------------------------------------------------- pathway_distance
-def _groups(groups: pl.DataFrame, ordered_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Memorization groups in training order, then "all"."""
-    out: dict[str, list[str]] = {}
-    for ckpt in ordered_ids:
-        members = groups.filter(pl.col("memorized_at") == ckpt)["sample_id"].to_list()
-        if members:
-            out[group_label(ckpt)] = members
-    out[GROUP_ALL] = groups["sample_id"].to_list()
+def memorized_at(groups_table: str) -> dict[str, str | None]:
+    """{sample id: the checkpoint it was memorized at, or None} of a groups table, in its order."""
+    groups = tables.read_arrow(groups_table, tables.GROUPS_SCHEMA)
+    return dict(zip(groups.column("sample_id").to_pylist(), groups.column("memorized_at").to_pylist(), strict=True))
+
+
+def _groups(memorized: Mapping[str, str | None], ordered_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Memorization groups in training order, then "all"; members in the groups table's order."""
+    members: dict[str, list[str]] = {}
+    for sample, ckpt in memorized.items():
+        if ckpt is not None:
+            members.setdefault(ckpt, []).append(sample)
+    out = {group_label(ckpt): members[ckpt] for ckpt in ordered_ids if ckpt in members}
+    out[GROUP_ALL] = list(memorized)
     return out
 
 
@@ -742,10 +753,10 @@ def pathway_distance(
     seed: int,
     out: str,
 ) -> None:
-    paths = tables.read(pathways_table, tables.PATHWAYS_SCHEMA)
-    by_id = dict(zip(paths["sample_id"].to_list(), paths["pathway"].to_list(), strict=True))
-    groups = tables.read(groups_table, tables.GROUPS_SCHEMA)
-    rows = group_distances(model, step, domain, by_id, groups, checkpoint_ids, settings, seed)
+    paths = tables.read_arrow(pathways_table, tables.PATHWAYS_SCHEMA)
+    by_id = dict(zip(paths.column("sample_id").to_pylist(), paths.column("pathway").to_pylist(), strict=True))
+    memorized = memorized_at(groups_table)
+    rows = group_distances(model, step, domain, by_id, memorized, checkpoint_ids, settings, seed)
     sha = tables.read_metadata(pathways_table)["checkpoint_sha"]
     tables.write(rows, out, tables.DISTANCE_SCHEMA, seed=seed, checkpoint_sha=sha, max_pairs=settings["max_pairs"])
 
@@ -755,20 +766,21 @@ def group_distances(
     step: str,
     domain: str,
     by_id: Mapping[str, str],
-    groups: pl.DataFrame,
+    memorized: Mapping[str, str | None],
     checkpoint_ids: Sequence[str],
     settings: Mapping[str, Any],
     seed: int,
     layerwise: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """DISTANCE_SCHEMA rows: mean pairwise distance per memorization group and "all" (and per layer)."""
-    if set(groups["sample_id"]) != set(by_id):
+    """DISTANCE_SCHEMA rows: mean pairwise distance per memorization group and "all" (and per
+    layer); `memorized` is `memorized_at` of the domain's groups table."""
+    if set(memorized) != set(by_id):
         raise ValueError(f"{model}/{step}/{domain}: pathways and memorization groups cover different samples")
     level = settings["level"]
     n_layers = len(next(iter(by_id.values())).split(pathways.LAYER_SEP))
     per_layer = settings["layerwise"] if layerwise is None else layerwise
     rows = []
-    for name, members in _groups(groups, checkpoint_ids).items():
+    for name, members in _groups(memorized, checkpoint_ids).items():
         strings = [by_id[s] for s in members]
         for layer in [None, *(range(n_layers) if per_layer else [])]:
             encoded = [
@@ -810,7 +822,7 @@ def cross_domain_distance(
     at every checkpoint."""
     level = settings["level"]
     encoded = {
-        d: [distance.encode(p, level) for p in tables.read(path, tables.PATHWAYS_SCHEMA)["pathway"]]
+        d: [distance.encode(p, level) for p in tables.read_arrow(path, tables.PATHWAYS_SCHEMA)["pathway"].to_pylist()]
         for d, path in pathway_tables.items()
     }
     rows = []
@@ -878,11 +890,13 @@ def ablate_tau(
 ) -> None:
     """Whole-pathway distances per group at every tau of the ablation (paper Fig. 9)."""
     ids, _, weights = load_routing(routing)
-    groups = tables.read(groups_table, tables.GROUPS_SCHEMA)
+    memorized = memorized_at(groups_table)
     rows = []
     for tau in taus:
         by_id = {sid: pathways.pathway(w, tau)[0] for sid, w in zip(ids, weights, strict=True)}
-        for row in group_distances(model, step, domain, by_id, groups, checkpoint_ids, settings, seed, layerwise=False):
+        for row in group_distances(
+            model, step, domain, by_id, memorized, checkpoint_ids, settings, seed, layerwise=False
+        ):
             rows.append({**row, "tau": float(tau)})
     sha = tables.read_metadata(routing)["checkpoint_sha"]
     tables.write(rows, out, tables.TAU_ABLATION_SCHEMA, seed=seed, checkpoint_sha=sha)

@@ -13,15 +13,20 @@ import sys
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grokpath import __version__
 from grokpath.io import atomic_path
+from grokpath.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import polars as pl
+else:  # imported by the jobs that use it (`lazy.LazyModule`)
+    pl = LazyModule("polars")
 
 _KEYS = [pa.field("model", pa.string(), nullable=False)]
 _STEP = pa.field("step", pa.string(), nullable=False)
@@ -321,11 +326,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _is_polars(df: object) -> bool:
+    polars = sys.modules.get("polars")  # where polars was never imported, df is none of its frames
+    return polars is not None and isinstance(df, polars.DataFrame)
+
+
 def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     """Cast to exactly `schema`: missing or extra columns are a bug, not something to guess about."""
     if isinstance(df, list):
         return pa.Table.from_pylist(df, schema=schema)
-    table = df.to_arrow() if isinstance(df, pl.DataFrame) else df
+    table = df.to_arrow() if _is_polars(df) else df
     if table.schema.equals(schema):
         # built with the schema already (`pa.Table.from_arrays(..., schema=...)`): no cast, whose
         # compute calls cost ~0.35 ms right after a model pass, on a 300-row loss table
@@ -333,6 +343,26 @@ def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Sche
     if set(table.column_names) != set(schema.names):
         raise ValueError(f"columns {sorted(table.column_names)} do not match schema {sorted(schema.names)}")
     return table.select(schema.names).cast(schema)
+
+
+def build(columns: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
+    """A table in `schema` from its columns, each a NumPy array or a sequence of values, or one
+    value (str, number, bool) for every row, as polars' DataFrame broadcasts it."""
+    if set(columns) != set(schema.names):
+        raise ValueError(f"columns {sorted(columns)} do not match schema {sorted(schema.names)}")
+    lengths = {len(v) for v in columns.values() if not isinstance(v, str | int | float | bool)}
+    if len(lengths) > 1:
+        raise ValueError(f"columns differ in length: {sorted(lengths)}")
+    n = lengths.pop() if lengths else 1
+    return pa.Table.from_arrays(
+        [
+            pa.repeat(pa.scalar(v, f.type), n)  # no Python list of n values
+            if isinstance(v := columns[f.name], str | int | float | bool)
+            else pa.array(v, f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )
 
 
 def frame(rows: list[dict[str, Any]], schema: pa.Schema) -> pl.DataFrame:
@@ -494,19 +524,20 @@ class StreamWriter:
             raise failed
 
 
-def read_arrow(path: str | Path) -> pa.Table:
-    """A whole Parquet file as an Arrow table, through its file reader: `pq.read_table` goes through
-    pyarrow.dataset, whose import costs ~20 ms in each job that reads a table, and each read of a
-    small table 1.0 ms instead of 0.6."""
+def read_arrow(path: str | Path, schema: pa.Schema | None = None) -> pa.Table:
+    """A whole Parquet file as an Arrow table (checked as `read` checks it, given a `schema`),
+    through its file reader: `pq.read_table` goes through pyarrow.dataset, whose import costs ~20
+    ms in each job that reads a table, and each read of a small table 1.0 ms instead of 0.6."""
     with pq.ParquetFile(path) as parquet:
-        return parquet.read()
+        table = parquet.read()
+    if schema is not None:
+        _check_schema(path, table.schema, schema)
+    return table
 
 
 def read(path: str | Path, schema: pa.Schema) -> pl.DataFrame:
     """Read a table and check that it has exactly the expected schema."""
-    table = read_arrow(path)
-    _check_schema(path, table.schema, schema)
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    return pl.from_arrow(read_arrow(path, schema))  # type: ignore[return-value]
 
 
 def read_head(path: str | Path, schema: pa.Schema, n: int) -> pl.DataFrame:
