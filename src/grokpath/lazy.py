@@ -9,9 +9,9 @@ from typing import Any
 class LazyModule:
     """Stands for the module `name`, imported on the first attribute read (`pl.DataFrame`).
 
-    polars takes ~0.1 s to import, a quarter of a small table job (compute_pathways,
-    pathway_distance, ablate_tau: ~0.4 s each, hundreds per run), and those jobs never use it;
-    `tables` and `stages` name it for the jobs that do."""
+    polars takes ~0.1 s to import, a third of a small distance job (compute_pathways,
+    pathway_distance, ablate_tau, cross_domain_distance: 0.31-0.37 s each with it, hundreds per
+    run), and those jobs never use it; `tables` and `stages` name it for the jobs that do."""
 
     def __init__(self, name: str) -> None:
         self._name = name
