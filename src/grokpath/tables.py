@@ -350,15 +350,16 @@ def build(columns: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
     value (str, number, bool) for every row, as polars' DataFrame broadcasts it."""
     if set(columns) != set(schema.names):
         raise ValueError(f"columns {sorted(columns)} do not match schema {sorted(schema.names)}")
-    lengths = {len(v) for v in columns.values() if not isinstance(v, str | int | float | bool)}
+    single = {name for name, v in columns.items() if isinstance(v, str | int | float | bool)}
+    lengths = {len(v) for name, v in columns.items() if name not in single}
     if len(lengths) > 1:
         raise ValueError(f"columns differ in length: {sorted(lengths)}")
     n = lengths.pop() if lengths else 1
     return pa.Table.from_arrays(
         [
-            pa.repeat(pa.scalar(v, f.type), n)  # no Python list of n values
-            if isinstance(v := columns[f.name], str | int | float | bool)
-            else pa.array(v, f.type)
+            pa.repeat(pa.scalar(columns[f.name], f.type), n)  # no Python list of n values
+            if f.name in single
+            else pa.array(columns[f.name], f.type)
             for f in schema
         ],
         schema=schema,
