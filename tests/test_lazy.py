@@ -111,3 +111,13 @@ def test_build_broadcasts_single_values_and_checks_columns():
         tables.build({"model": "m"}, schema)
     with pytest.raises(ValueError, match="differ in length"):
         tables.build({"model": ["a", "b"], "x": [1.0]}, schema)
+
+
+def test_build_takes_arrow_arrays_of_the_schemas_type_as_they_are():
+    schema = pa.schema([pa.field("model", pa.string()), pa.field("probs", pa.list_(pa.float32()))])
+    probs = pa.array([[0.5, 0.5], [1.0, 0.0]], pa.list_(pa.float32()))
+    table = tables.build({"model": "m", "probs": probs}, schema)
+    assert table.column("probs").chunk(0).equals(probs)
+    assert table.column("model").to_pylist() == ["m", "m"]
+    with pytest.raises(ValueError, match=r"column 'probs' is list<item: double>, the schema says list<item: float>"):
+        tables.build({"model": "m", "probs": pa.array([[0.5, 0.5]], pa.list_(pa.float64()))}, schema)

@@ -346,8 +346,9 @@ def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Sche
 
 
 def build(columns: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
-    """A table in `schema` from its columns, each a NumPy array or a sequence of values, or one
-    value (str, number, bool) for every row, as polars' DataFrame broadcasts it."""
+    """A table in `schema` from its columns, each an Arrow array of the field's type (taken as it
+    is), a NumPy array or a sequence of values, or one value (str, number, bool) for every row, as
+    polars' DataFrame broadcasts it."""
     if set(columns) != set(schema.names):
         raise ValueError(f"columns {sorted(columns)} do not match schema {sorted(schema.names)}")
     single = {name for name, v in columns.items() if isinstance(v, str | int | float | bool)}
@@ -355,15 +356,17 @@ def build(columns: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
     if len(lengths) > 1:
         raise ValueError(f"columns differ in length: {sorted(lengths)}")
     n = lengths.pop() if lengths else 1
-    return pa.Table.from_arrays(
-        [
-            pa.repeat(pa.scalar(columns[f.name], f.type), n)  # no Python list of n values
-            if f.name in single
-            else pa.array(columns[f.name], f.type)
-            for f in schema
-        ],
-        schema=schema,
-    )
+    return pa.Table.from_arrays([_column(columns[f.name], f, n, f.name in single) for f in schema], schema=schema)
+
+
+def _column(values: Any, field: pa.Field, n: int, single: bool) -> pa.Array:
+    if single:
+        return pa.repeat(pa.scalar(values, field.type), n)  # no Python list of n values
+    if isinstance(values, pa.Array):
+        if values.type != field.type:
+            raise ValueError(f"column {field.name!r} is {values.type}, the schema says {field.type}")
+        return values
+    return pa.array(values, field.type)
 
 
 def frame(rows: list[dict[str, Any]], schema: pa.Schema) -> pl.DataFrame:
@@ -489,13 +492,10 @@ class StreamWriter:
     def _flush(self) -> None:
         n = self._n_pending
         if n:
-            arrays = [
-                pa.repeat(pa.scalar(self._constants[f.name], f.type), n)  # no Python list of n values
-                if f.name in self._constants
-                else _gathered_column(self._pending[f.name], f.type)
-                for f in self._schema
-            ]
-            self._opened().write_table(pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=n)
+            gathered = {
+                name: _gathered_column(self._pending[name], self._schema.field(name).type) for name in self._columns
+            }
+            self._opened().write_table(build(self._constants | gathered, self._schema), row_group_size=n)
         self._pending = {name: [] for name in self._columns}
         self._n_pending = 0
 
