@@ -107,6 +107,7 @@ def test_build_broadcasts_single_values_and_checks_columns():
     table = tables.build({"model": "m", "x": np.arange(3.0)}, schema)
     assert table.schema == schema
     assert table.column("model").to_pylist() == ["m"] * 3
+    assert tables.build({"model": "m", "x": np.float32(0.5)}, schema).column("x").to_pylist() == [0.5]
     with pytest.raises(ValueError, match="do not match schema"):
         tables.build({"model": "m"}, schema)
     with pytest.raises(ValueError, match="differ in length"):

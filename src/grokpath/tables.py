@@ -348,10 +348,10 @@ def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Sche
 def build(columns: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
     """A table in `schema` from its columns, each an Arrow array of the field's type (taken as it
     is), a NumPy array or a sequence of values, or one value (str, number, bool) for every row, as
-    polars' DataFrame broadcasts it."""
+    polars' DataFrame broadcasts it (a NumPy scalar too)."""
     if set(columns) != set(schema.names):
         raise ValueError(f"columns {sorted(columns)} do not match schema {sorted(schema.names)}")
-    single = {name for name, v in columns.items() if isinstance(v, str | int | float | bool)}
+    single = {name for name, v in columns.items() if isinstance(v, str | int | float | bool | np.generic)}
     lengths = {len(v) for name, v in columns.items() if name not in single}
     if len(lengths) > 1:
         raise ValueError(f"columns differ in length: {sorted(lengths)}")
