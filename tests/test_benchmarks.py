@@ -62,6 +62,14 @@ def _storage(s: dict[str, Any]) -> None:
         assert written["tables.write"] == written["tables.StreamWriter"] > 0
 
 
+def _embedding(s: dict[str, Any]) -> None:
+    # the checkout's embeddings.py as its own baseline: two processes each, the same vectors
+    assert (s["texts"], s["repeats"], s["shape"]) == (12, 1, [12, 384])
+    assert set(s["wall_s"]) == {"current", "baseline"}
+    assert s["max_abs_difference"] == 0.0
+    assert all(0 < s["work_s_median"][v] < s["wall_s_median"][v] for v in ("current", "baseline"))
+
+
 def _tuning_step(s: dict[str, Any]) -> None:
     assert (s["model"], s["steps"]) == ("default", 1)
     assert [r["length"] for r in s["results"]] == [64, 128]
@@ -135,6 +143,10 @@ FAST: dict[str, tuple[list[str], Callable[[dict[str, Any]], None]]] = {
     "verification": (["--gib", "0.01", "--repeats", "1"], _verification),
     "evaluation": (["--repeats", "1", "--items", "10"], _evaluation),
     "eval_cache": (["--items", "10"], _eval_cache),
+    "embedding": (
+        ["--texts", "12", "--repeats", "1", "--baseline-embeddings", str(ROOT / "src/grokpath/embeddings.py")],
+        _embedding,
+    ),
 }
 # these run Snakemake
 WORKFLOW: dict[str, tuple[list[str], Callable[[dict[str, Any]], None]]] = {
