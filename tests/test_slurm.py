@@ -268,8 +268,7 @@ def test_a_rerun_does_only_what_is_missing(runs):
         "pathway_distance": 1,
         "cross_domain_distance": 1,
         "ablate_memorization": 1,
-        "plot_eps_ablation": 1,
-        "plot_delta_ablation": 1,
+        "plot_memorization_ablation": 2,  # Figs 10 and 11
         "aggregate_monitors": 1,
         "correlate": 1,
         **dict.fromkeys(FIGURES_ON_MONITORS, 1),

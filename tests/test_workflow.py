@@ -250,8 +250,7 @@ def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
         "entropy_distance": 1,
         "plot_distance_vs_entropy": 1,
         "ablate_memorization": 2,  # reads every checkpoint's pathways
-        "plot_eps_ablation": 1,
-        "plot_delta_ablation": 1,
+        "plot_memorization_ablation": 2,  # Figs 10 and 11
         "aggregate_monitors": 1,
         "correlate": 1,
         **figures,
@@ -287,8 +286,7 @@ def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir
         "entropy_distance": 1,  # the last checkpoint changed
         "plot_distance_vs_entropy": 1,
         "ablate_memorization": 2,  # combines all checkpoints
-        "plot_eps_ablation": 1,
-        "plot_delta_ablation": 1,
+        "plot_memorization_ablation": 2,  # Figs 10 and 11
         "aggregate_monitors": 1,
         "run_lm_eval": 1,  # the new checkpoint
         "assign_test_groups": 2,  # combine all checkpoints, per task

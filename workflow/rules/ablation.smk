@@ -70,45 +70,30 @@ rule ablate_memorization:
         "../scripts/ablate_memorization.py"
 
 
-rule plot_eps_ablation:
+# Figs 10 and 11 plot the same ablation tables against eps and against delta: the figure's name
+# picks the parameter.
+ABLATION_FIGURES = {"fig10_eps": "eps", "fig11_delta": "delta"}
+
+
+rule plot_memorization_ablation:
     input:
         ablation=model_memorization_ablations,
     output:
         png=report(
-            "results/figures/{model}/fig10_eps_ablation.png",
+            "results/figures/{model}/{figure}_ablation.png",
             caption="../report/fig10_11.rst",
             category="Figures",
         ),
-        pdf="results/figures/{model}/fig10_eps_ablation.pdf",
+        pdf="results/figures/{model}/{figure}_ablation.pdf",
     log:
-        "logs/plot_eps_ablation/{model}.log",
+        "logs/plot_memorization_ablation/{model}/{figure}.log",
+    wildcard_constraints:
+        figure=_alternatives(ABLATION_FIGURES),
     localrule: True
     conda:
         "../../envs/grokpath.yaml"
     params:
         steps=steps_of,
-        parameter="eps",
-    script:
-        "../scripts/plot_memorization_ablation.py"
-
-
-rule plot_delta_ablation:
-    input:
-        ablation=model_memorization_ablations,
-    output:
-        png=report(
-            "results/figures/{model}/fig11_delta_ablation.png",
-            caption="../report/fig10_11.rst",
-            category="Figures",
-        ),
-        pdf="results/figures/{model}/fig11_delta_ablation.pdf",
-    log:
-        "logs/plot_delta_ablation/{model}.log",
-    localrule: True
-    conda:
-        "../../envs/grokpath.yaml"
-    params:
-        steps=steps_of,
-        parameter="delta",
+        parameter=lambda wildcards: ABLATION_FIGURES[wildcards.figure],
     script:
         "../scripts/plot_memorization_ablation.py"
