@@ -112,6 +112,8 @@ def test_build_broadcasts_single_values_and_checks_columns():
         tables.build({"model": "m"}, schema)
     with pytest.raises(ValueError, match="differ in length"):
         tables.build({"model": ["a", "b"], "x": [1.0]}, schema)
+    with pytest.raises(ValueError, match=r"columns \{'model': None\} are neither one value"):
+        tables.build({"model": None, "x": [1.0]}, schema)
 
 
 def test_build_takes_arrow_arrays_of_the_schemas_type_as_they_are():

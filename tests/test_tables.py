@@ -131,6 +131,26 @@ def test_stream_writer_refuses_wrong_columns_and_leaves_nothing_on_error(tmp_pat
     assert not path.exists()
 
 
+def test_stream_writer_checks_its_constants_before_any_row(tmp_path):
+    """A constant that is not one value of its column's type is refused when the writer is made
+    (before a forward pass), naming it, and nothing is written."""
+    path = tmp_path / "routing.parquet"
+    constants = {"model": "m", "step": "s", "domain": "d"}
+    with pytest.raises(ValueError, match=r"constant 'step' is None: a constant is one value"):
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, {**constants, "step": None})
+    with pytest.raises(ValueError, match=r"constant 'domain' is \['a', 'b'\]: a constant is one value"):
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, {**constants, "domain": ["a", "b"]})
+    with pytest.raises(ValueError, match=r"constant 'layer' is 'x', not a value of its column's type int16"):
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, {**constants, "layer": "x"})
+    with pytest.raises(ValueError, match=r"constant 'layer' is 100000, not a value of its column's type int16"):
+        tables.StreamWriter(path, tables.ROUTING_SCHEMA, {**constants, "layer": 100_000})
+    assert not list(tmp_path.iterdir())
+    # a NumPy scalar of the column's type is one value
+    with tables.StreamWriter(path, tables.ROUTING_SCHEMA, {**constants, "layer": np.int16(3)}) as sink:
+        sink.write({k: v for k, v in _batch(0, 2).items() if k != "layer"})
+    assert tables.read(path, tables.ROUTING_SCHEMA)["layer"].to_list() == [3] * 4
+
+
 def test_stream_writer_failing_last_row_group_leaves_nothing(tmp_path):
     path = tmp_path / "routing.parquet"
     bad = _batch(0, 2)

@@ -345,13 +345,22 @@ def to_arrow(df: pl.DataFrame | pa.Table | list[dict[str, Any]], schema: pa.Sche
     return table.select(schema.names).cast(schema)
 
 
+# What `build` broadcasts to every row, as polars' DataFrame broadcasts a Python scalar.
+_SINGLE = (str, int, float, bool, np.generic)
+
+
 def build(columns: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
     """A table in `schema` from its columns, each an Arrow array of the field's type (taken as it
     is), a NumPy array or a sequence of values, or one value (str, number, bool) for every row, as
     polars' DataFrame broadcasts it (a NumPy scalar too)."""
     if set(columns) != set(schema.names):
         raise ValueError(f"columns {sorted(columns)} do not match schema {sorted(schema.names)}")
-    single = {name for name, v in columns.items() if isinstance(v, str | int | float | bool | np.generic)}
+    single = {name for name, v in columns.items() if isinstance(v, _SINGLE)}
+    unsized = {name: v for name, v in columns.items() if name not in single and not hasattr(v, "__len__")}
+    if unsized:
+        raise ValueError(
+            f"columns {unsized} are neither one value for every row (str, number, bool) nor a sequence of values"
+        )
     lengths = {len(v) for name, v in columns.items() if name not in single}
     if len(lengths) > 1:
         raise ValueError(f"columns differ in length: {sorted(lengths)}")
@@ -444,6 +453,17 @@ def write(df: pl.DataFrame | pa.Table | list[dict[str, Any]], path: str | Path, 
 ROW_GROUP_ROWS = 2**16
 
 
+def _check_constant(name: str, value: Any, kind: pa.DataType) -> None:
+    """A StreamWriter constant is one value of its column's type: checked when the writer is made,
+    before a forward pass, not when the first row group is built after the pass."""
+    if not isinstance(value, _SINGLE):
+        raise ValueError(f"constant {name!r} is {value!r}: a constant is one value (str, number, bool) for every row")
+    try:
+        pa.scalar(value, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+        raise ValueError(f"constant {name!r} is {value!r}, not a value of its column's type {kind}: {error}") from None
+
+
 class StreamWriter:
     """Incremental Parquet writes, renamed into place on close.
 
@@ -467,6 +487,8 @@ class StreamWriter:
         unknown = set(self._constants) - set(schema.names)
         if unknown:
             raise ValueError(f"constants {sorted(unknown)} are not columns of the schema {schema.names}")
+        for name, value in self._constants.items():
+            _check_constant(name, value, schema.field(name).type)
         self._row_group_rows = row_group_rows
         self._pending: dict[str, list[Any]] = {name: [] for name in self._columns}
         self._n_pending = 0
