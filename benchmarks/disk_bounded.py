@@ -60,32 +60,17 @@ class Sampler(threading.Thread):
 
 
 def build_series(n: int, hidden: int, workdir: Path) -> tuple[dict[str, dict[str, bytes]], list[str], int]:
-    import torch
-    from transformers import OlmoeConfig, OlmoeForCausalLM
-
+    from grokpath.pretrain import ModelShape, build_model
     from grokpath.tokenizer import train_word_tokenizer
 
     texts = [f"{a} plus {b} is {a + b}" for a in range(40) for b in range(10)]
     tok = train_word_tokenizer(texts)
-    cfg = OlmoeConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        num_experts=8,
-        num_experts_per_tok=2,
-        max_position_embeddings=64,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    # the embedded series' shape (pretrain.ModelShape) at another width, built as pretrain builds it
+    shape = ModelShape(hidden_size=hidden, intermediate_size=2 * hidden)
     branches, size = {}, 0
     for i in range(n):
-        torch.manual_seed(i)
         folder = workdir / f"ckpt{i}"
-        OlmoeForCausalLM(cfg).save_pretrained(folder)
+        build_model(shape, tok, seed=i).save_pretrained(folder)
         tok.save_pretrained(folder)
         files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
         size = sum(len(b) for b in files.values())
