@@ -29,8 +29,9 @@ min_version("9.0")
 
 
 # The embedded default, unless --configfile names another config: Snakemake would merge the two
-# and silently add the tiny series and its domains to every other run.
-if not config:
+# and silently add the tiny series and its domains to every other run. `--config key=value` alone
+# overrides keys of the default (Snakemake applies it on top of this file).
+if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
 
