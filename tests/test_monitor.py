@@ -143,3 +143,24 @@ def test_cli_monitor_on_a_saved_checkpoint(sums_tok, sums_checkpoint, tmp_path, 
     assert records[0]["pathway_consistency"] == pytest.approx(direct.consistency)
     assert cli.main(["monitor", str(sums_checkpoint), "--samples", str(data), "--tau", "1.5"]) == 2
     assert "--tau must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_cli_monitor_refuses_bad_input_before_loading_weights(sums_checkpoint, tmp_path, capsys, monkeypatch):
+    data = tmp_path / "samples.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("weights loaded before the input was checked")
+
+    monkeypatch.setattr(extraction, "load_checkpoint", no_load)
+    missing = tmp_path / "nonexistent"
+    assert cli.main(["monitor", str(missing), "--samples", str(data)]) == 2
+    assert f"checkpoint {missing} does not exist; give a checkpoint folder" in capsys.readouterr().err
+    assert cli.main(["monitor", str(tmp_path), "--samples", str(data)]) == 2
+    assert f"checkpoint {tmp_path} has no config.json" in capsys.readouterr().err
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
+    assert cli.main(["monitor", str(sums_checkpoint), "--samples", str(one)]) == 2
+    assert "the monitors need at least 2 samples, got 1" in capsys.readouterr().err
+    assert cli.main(["monitor", str(sums_checkpoint), "--samples", str(data), "--batch-size", "0"]) == 2
+    assert "--batch-size must be a positive number of samples, got 0" in capsys.readouterr().err

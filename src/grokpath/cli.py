@@ -112,12 +112,20 @@ def _run_monitor(args: argparse.Namespace) -> int:
 
     if not 0 < args.tau <= 1:
         raise CliError(f"--tau must be in (0, 1], got {args.tau}")
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be a positive number of samples, got {args.batch_size}")
+    # Checked before any weight is read; transformers would take a missing folder for a hub repo id.
+    if not (args.checkpoint / "config.json").is_file():
+        what = "has no config.json" if args.checkpoint.is_dir() else "does not exist"
+        raise CliError(f"checkpoint {args.checkpoint} {what}; give a checkpoint folder in Hugging Face format")
     if args.samples.suffix == ".parquet":
         df = tables.read(args.samples, tables.SAMPLES_SCHEMA)
         texts, names = df["text"].to_list(), df["sample_id"].to_list()
     else:
         texts = samples.read_texts(args.samples, args.text_field)
         names = None
+    if len(texts) < 2:
+        raise CliError(f"{args.samples}: the monitors need at least 2 samples, got {len(texts)}")
     net, tokenizer = extraction.load_checkpoint(args.checkpoint, args.device, args.dtype)
     result = monitor.measure(
         net, tokenizer, texts, sample_ids=names, tau=args.tau, level=args.level, batch_size=args.batch_size
