@@ -19,6 +19,8 @@ SUMMARY = "\n".join(
         ("results/routing/m/s3/math.parquet", "-", "extract_routing", "-", "missing", "update pending"),
         ("results/evals/m/s1/t.json", "Wed", "run_lm_eval", "logs/y", "updated input files", "update pending"),
         ("results/evals/m/s2/t.json", "-", "run_lm_eval", "-", "missing", "update pending"),
+        # unchanged itself, rerun after a job upstream (Snakemake plans it)
+        ("results/distance/m/s2/math.parquet", "Wed", "pathway_distance", "logs/w", "ok", "update pending"),
         ("results/samples/m/math.parquet", "Wed", "prepare_samples", "logs/z", "ok", "no update"),
         ("results/figures/m/fig.png", "-", "plot_x", "-", "missing", "update pending"),
     ]
@@ -41,14 +43,18 @@ def test_matrix_states(tmp_path):
     matrix = status.build_matrix(status.parse_summary(SUMMARY), CKPTS, _workdir(tmp_path))
     cells = matrix.cells["m"]
     assert cells["s1"] == {"extract_routing": "done", "run_lm_eval": "outdated"}
-    assert cells["s2"] == {"extract_routing": "incomplete", "run_lm_eval": "missing"}  # killed while extracting
+    assert cells["s2"] == {  # killed while extracting
+        "extract_routing": "incomplete",
+        "run_lm_eval": "missing",
+        "pathway_distance": "outdated",
+    }
     assert cells["s3"] == {"extract_routing": "failed"}  # its log ends in a traceback
     assert cells[status.SERIES] == {"prepare_samples": "done", "plot_x": "missing"}
     assert matrix.cells[status.ALL_MODELS][status.SERIES] == {"aggregate_monitors": "missing"}
     assert matrix.rules.index("extract_routing") < matrix.rules.index("run_lm_eval") < matrix.rules.index("plot_x")
-    assert matrix.counts() == {"done": 2, "missing": 3, "failed": 1, "incomplete": 1, "outdated": 1}
+    assert matrix.counts() == {"done": 2, "missing": 3, "failed": 1, "incomplete": 1, "outdated": 2}
     text = status.render(matrix)
-    assert "s2  ! ·" in text
+    assert "s2  ! ~ ·" in text
     assert "s3  ✗" in text
     assert "across checkpoints: ✓ prepare_samples  · plot_x" in text
 

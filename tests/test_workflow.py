@@ -16,7 +16,7 @@ import pytest
 import yaml
 from expected_rules import FIGURES_ON_MONITORS
 
-from grokpath import checkpoints, distance, pathways, tables
+from grokpath import checkpoints, distance, pathways, status, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -256,6 +256,21 @@ def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
         **figures,
         "all": 1,
     }
+    # `grokpath status` shows the same jobs as outdated, those rerun for a change upstream too
+    cfg = {**_cfg(workdir), "tau": 0.5}
+    (workdir / "config" / "tau.yaml").write_text(yaml.safe_dump(cfg))
+    matrix = status.status(workdir, cfg, "config/tau.yaml")
+    outdated: dict[str, int] = {}
+    for rows in matrix.cells.values():
+        for row in rows.values():
+            for rule, state in row.items():
+                outdated[rule] = outdated.get(rule, 0) + (state == "outdated")
+                assert state in ("done", "outdated"), (rule, state)
+    assert {rule for rule, n in outdated.items() if n} == set(jobs) - {"all"}
+    for step in (c["id"] for c in cfg["models"]["tiny"]["checkpoints"]):  # a cell per checkpoint and stage
+        row = matrix.cells["tiny"][step]
+        assert row["compute_pathways"] == row["pathway_distance"] == "outdated"
+        assert row["extract_routing"] == "done"
 
 
 def test_config_overrides_without_a_configfile_apply_to_the_embedded_default(workdir):

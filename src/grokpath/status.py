@@ -128,7 +128,9 @@ def interrupted_outputs(workdir: Path) -> set[str]:
 
 def _state(out: Output, workdir: Path, model: str, step: str, interrupted: set[str]) -> str:
     if out.status == "ok":
-        return DONE
+        # an output whose own inputs, params and code are unchanged is still rerun when a job
+        # upstream is (Snakemake plans it: "update pending"), e.g. every distance after a change of tau
+        return OUTDATED if out.plan == "update pending" else DONE
     if out.status == "incomplete" or out.path in interrupted:
         return INCOMPLETE
     if out.status == "missing":
