@@ -274,7 +274,7 @@ def test_lm_eval_task_names_are_checked_with_the_config(tmp_path, monkeypatch):
     assert index["humaneval_plus"]["unsafe_code"] is True
     assert index["commonsense_qa"]["unsafe_code"] is False
     # groups and tags run several tasks; each benchmark here is one task with per-item accuracy
-    for name, kind, member in (("ai2_arc", "tag", "arc_easy"), ("mmlu_stem", "group", "mmlu_stem_tasks")):
+    for name, kind, member in (("ai2_arc", "tag", "arc_easy"), ("mmlu_stem", "group", "mmlu_abstract_algebra")):
         cfg["domains"]["math"]["tasks"] = [{"name": "t", "task": name}]
         with pytest.raises(ConfigError, match=rf"'{name}' is an lm-eval {kind} of several tasks.*'{member}'"):
             validate_config(copy.deepcopy(cfg))

@@ -120,6 +120,23 @@ def task_index() -> dict[str, dict[str, Any]]:
     return index
 
 
+def _leaf_tasks(index: dict[str, dict[str, Any]], name: str) -> list[str]:
+    """The tasks a group or tag runs, its subgroups and tags resolved (mmlu_stem is a group of
+    one tag, mmlu_stem_tasks, whose members are the tasks), in order, each once."""
+    leaves: dict[str, None] = {}
+    pending, seen = list(reversed(index[name]["members"])), {name}
+    while pending:
+        member = pending.pop()
+        entry = index.get(member)
+        if entry is not None and entry["kind"] in ("group", "tag"):
+            if member not in seen:  # a group can name itself through a tag
+                seen.add(member)
+                pending.extend(reversed(entry["members"]))
+        else:
+            leaves[member] = None
+    return list(leaves)
+
+
 def check_task_names(names: Sequence[str], allow_code_execution: bool | None = None) -> None:
     """Fail before any model is loaded when a non-local task name is unknown to lm-eval, or (when
     `allow_code_execution` is given and False) names a task that runs the model's code."""
@@ -135,11 +152,11 @@ def check_task_names(names: Sequence[str], allow_code_execution: bool | None = N
                 f"unknown benchmark task {name!r}: neither a local kind {sorted(LOCAL_KINDS)} nor an lm-eval task{hint}"
             )
         if index[name]["kind"] in ("group", "tag"):
-            members = index[name]["members"]
+            members = _leaf_tasks(index, name)
             raise ValueError(
                 f"benchmark task {name!r} is an lm-eval {index[name]['kind']} of several tasks, and each "
                 f"benchmark here needs one accuracy per item; name its tasks one by one"
-                + (f" (its tasks: {members[:6]}{' ...' if len(members) > 6 else ''})" if members else "")
+                + (f" (its {len(members)} tasks: {members[:6]}{' ...' if len(members) > 6 else ''})" if members else "")
             )
         if allow_code_execution is False and index[name]["unsafe_code"]:
             raise ValueError(
