@@ -237,6 +237,9 @@ def test_the_environment_is_described_once_per_process(tok, test_set, tmp_path, 
 def test_unknown_task_suggests_close_names():
     with pytest.raises(ValueError, match=r"unknown benchmark task 'hellaswagg'.*did you mean \['hellaswag'"):
         evaluation.check_task_names(["generate", "hellaswagg"])
+    # a misspelt local kind is suggested first
+    with pytest.raises(ValueError, match=r"unknown benchmark task 'generat'.*did you mean \['generate'"):
+        evaluation.check_task_names(["generat"])
 
 
 def test_unknown_local_kind():

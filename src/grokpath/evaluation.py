@@ -146,7 +146,7 @@ def check_task_names(names: Sequence[str], allow_code_execution: bool | None = N
     index = task_index()
     for name in remote:
         if name not in index:
-            close = difflib.get_close_matches(name, sorted(index), n=3)
+            close = difflib.get_close_matches(name, [*sorted(LOCAL_KINDS), *sorted(index)], n=3)
             hint = f"; did you mean {close}?" if close else ""
             raise ValueError(
                 f"unknown benchmark task {name!r}: neither a local kind {sorted(LOCAL_KINDS)} nor an lm-eval task{hint}"
