@@ -341,6 +341,21 @@ def test_adding_a_checkpoint_reruns_only_its_jobs_and_the_combining_ones(workdir
     assert _planned_jobs(_snakemake(wd, "-n")) == {}
 
 
+def test_report_holds_every_figure_and_the_tables(workdir):
+    """`snakemake --report` (the README's last step) builds one HTML file that embeds every figure
+    the run made, the monitors table (as Parquet, not text) and Table 1's CSV."""
+    result = _snakemake(workdir, "--report", "report.html")
+    assert result.returncode == 0, result.stdout + result.stderr
+    html = (workdir / "report.html").read_text()
+    figures = sorted((workdir / "results" / "figures" / "tiny").glob("*.png"))
+    assert figures
+    for figure in figures:
+        assert figure.name in html, figure.name
+    assert "data:application/vnd.apache.parquet;" in html
+    assert "monitors.parquet" in html
+    assert "correlations.csv" in html
+
+
 def test_lint_is_clean(workdir):
     result = _snakemake(workdir, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr

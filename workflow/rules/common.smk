@@ -1,10 +1,15 @@
 # Helper functions only (no rules): config validation, wildcard constraints, input functions.
+import mimetypes
 import re
 
 from grokpath.config import validate_config
 from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 
 validate_config(config)
+
+# `snakemake --report` embeds the monitors table as a download of its own type, not as text/plain
+# (the type it assumes for a suffix Python's mimetypes does not know)
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 MODELS = config["models"]
 DOMAINS = list(config["domains"])
