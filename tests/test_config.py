@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grokpath.config import ConfigError, load_config, validate_config
+from grokpath.config import ConfigError, check_local_checkpoints, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,6 +132,29 @@ def test_local_model_needs_paths():
     cfg["models"]["other"] = {"source": "local", "checkpoints": [{"id": "c1", "step": 1}]}
     with pytest.raises(ConfigError, match=r"source 'local' needs a path for \['c1'\]"):
         validate_config(cfg)
+
+
+def test_local_checkpoint_folders_are_checked_all_at_once(tmp_path):
+    cfg = _base()
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "config.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    cfg["models"]["other"] = {
+        "source": "local",
+        "checkpoints": [
+            {"id": "c1", "step": 1, "path": "good"},
+            {"id": "c2", "step": 2, "path": "empty"},
+            {"id": "c3", "step": 3, "path": "gone"},
+        ],
+    }
+    cfg = validate_config(cfg)  # the content is valid; the folders are the machine's
+    with pytest.raises(ConfigError) as err:
+        check_local_checkpoints(cfg, tmp_path)
+    assert str(err.value).startswith("2 local checkpoint folder(s) missing")
+    assert "models.other.checkpoints[1].path: empty has no config.json" in str(err.value)
+    assert "models.other.checkpoints[2].path: gone does not exist" in str(err.value)
+    cfg["models"]["other"]["checkpoints"] = cfg["models"]["other"]["checkpoints"][:1]
+    check_local_checkpoints(cfg, tmp_path)
 
 
 def test_instruction_tuning_needs_data_for_every_evaluated_family():

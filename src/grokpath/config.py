@@ -268,6 +268,27 @@ def _check_checkpoint_locations(alias: str, model: dict[str, Any]) -> None:
         )
 
 
+def check_local_checkpoints(config: dict[str, Any], root: str | Path = ".") -> None:
+    """Every checkpoint folder of a `local` series exists and holds config.json (paths relative to
+    `root`, the working directory), all of them named at once with their config keys: checked
+    when the workflow starts, where Snakemake would name only the first missing folder and no key.
+    Apart from `validate_config`, which checks a config's content, not the machine it runs on."""
+    bad = []
+    for alias, model in config["models"].items():
+        if model["source"] != "local":
+            continue
+        for i, ckpt in enumerate(model["checkpoints"]):
+            folder = Path(root) / ckpt["path"]
+            if not (folder / "config.json").is_file():
+                what = "has no config.json" if folder.is_dir() else "does not exist"
+                bad.append(f"models.{alias}.checkpoints[{i}].path: {ckpt['path']} {what}")
+    if bad:
+        raise ConfigError(
+            f"{len(bad)} local checkpoint folder(s) missing; each must be a checkpoint folder in Hugging Face "
+            f"format (with config.json): " + "; ".join(bad)
+        )
+
+
 def pretrain_domain_sizes(config: dict[str, Any]) -> dict[str, dict[str, int]]:
     """{domain: {"samples": n_samples, "validation": n_validation}} of the domains that take their
     texts from a pretrain series' generated data: checked when the data is generated, before the

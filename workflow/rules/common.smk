@@ -2,10 +2,12 @@
 import mimetypes
 import re
 
-from grokpath.config import validate_config
+from grokpath.config import check_local_checkpoints, validate_config
 from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 
 validate_config(config)
+# local checkpoint folders, relative to the working directory as inputs are
+check_local_checkpoints(config)
 
 # `snakemake --report` embeds the monitors table as a download of its own type, not as text/plain
 # (the type it assumes for a suffix Python's mimetypes does not know)
