@@ -24,10 +24,11 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 pytestmark = pytest.mark.workflow
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(workdir: Path, *args: str, configfile: str | None = "config/test.yaml") -> subprocess.CompletedProcess:
+    """Snakemake in `workdir` on `configfile` (None: the Snakefile's own default, config.yaml)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml", *args],
+        [SNAKEMAKE, "--cores", "2", *(["--configfile", configfile] if configfile else []), *args],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -276,17 +277,11 @@ def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
 def test_config_overrides_without_a_configfile_apply_to_the_embedded_default(workdir):
     """`--config key=value` alone changes keys of config.yaml, as Snakemake documents it: it does
     not replace the whole default (which once failed with "'models' is a required property")."""
-
-    def dry_run(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        cmd = [SNAKEMAKE, "--cores", "2", "-n", *args]
-        return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, check=False)
-
-    jobs = _planned_jobs(dry_run("--config", "tau=0.5"))
+    jobs = _planned_jobs(_snakemake(workdir, "-n", "--config", "tau=0.5", configfile=None))
     default = yaml.safe_load((workdir / "config.yaml").read_text())
     # the embedded default's series, not the test config's (already run in `workdir`)
     assert jobs["pretrain_tiny_moe"] == sum(m["source"] == "pretrain" for m in default["models"].values())
-    bad = dry_run("--config", "tau=7")  # the override is validated on top of the default
+    bad = _snakemake(workdir, "-n", "--config", "tau=7", configfile=None)  # validated on top of the default
     assert bad.returncode != 0
     assert "config key tau: 7 is invalid" in bad.stdout + bad.stderr
     assert "required property" not in bad.stdout + bad.stderr

@@ -126,6 +126,14 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why `folder` is not a checkpoint folder in Hugging Face format ("does not exist", "has no
+    config.json"), or None when it is one; for checks made before any weight is read."""
+    if (folder / "config.json").is_file():
+        return None
+    return "has no config.json" if folder.is_dir() else "does not exist"
+
+
 def materialize_folder(src: Path, dest: Path, source: str, revision: str) -> dict[str, Any]:
     """Bring a checkpoint folder (pretrain output or a local path) into `dest` and write its manifest."""
     if not (src / "config.json").is_file():

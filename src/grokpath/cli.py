@@ -108,16 +108,16 @@ def _setup_monitor(parser: argparse.ArgumentParser) -> Run:
 
 
 def _run_monitor(args: argparse.Namespace) -> int:
-    from grokpath import extraction, monitor, samples, tables
+    from grokpath import checkpoints, extraction, monitor, samples, tables
 
     if not 0 < args.tau <= 1:
         raise CliError(f"--tau must be in (0, 1], got {args.tau}")
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be a positive number of samples, got {args.batch_size}")
     # Checked before any weight is read; transformers would take a missing folder for a hub repo id.
-    if not (args.checkpoint / "config.json").is_file():
-        what = "has no config.json" if args.checkpoint.is_dir() else "does not exist"
-        raise CliError(f"checkpoint {args.checkpoint} {what}; give a checkpoint folder in Hugging Face format")
+    problem = checkpoints.folder_problem(args.checkpoint)
+    if problem:
+        raise CliError(f"checkpoint {args.checkpoint} {problem}; give a checkpoint folder in Hugging Face format")
     if args.samples.suffix == ".parquet":
         df = tables.read(args.samples, tables.SAMPLES_SCHEMA)
         texts, names = df["text"].to_list(), df["sample_id"].to_list()

@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from grokpath.checkpoints import SOURCES as CHECKPOINT_SOURCES
+from grokpath.checkpoints import folder_problem
 from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 from grokpath.evaluation import check_task_names
 from grokpath.instructions import check_template
@@ -278,10 +279,9 @@ def check_local_checkpoints(config: dict[str, Any], root: str | Path = ".") -> N
         if model["source"] != "local":
             continue
         for i, ckpt in enumerate(model["checkpoints"]):
-            folder = Path(root) / ckpt["path"]
-            if not (folder / "config.json").is_file():
-                what = "has no config.json" if folder.is_dir() else "does not exist"
-                bad.append(f"models.{alias}.checkpoints[{i}].path: {ckpt['path']} {what}")
+            problem = folder_problem(Path(root) / ckpt["path"])
+            if problem:
+                bad.append(f"models.{alias}.checkpoints[{i}].path: {ckpt['path']} {problem}")
     if bad:
         raise ConfigError(
             f"{len(bad)} local checkpoint folder(s) missing; each must be a checkpoint folder in Hugging Face "

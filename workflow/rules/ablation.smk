@@ -70,11 +70,6 @@ rule ablate_memorization:
         "../scripts/ablate_memorization.py"
 
 
-# Figs 10 and 11 plot the same ablation tables against eps and against delta: the figure's name
-# picks the parameter.
-ABLATION_FIGURES = {"fig10_eps": "eps", "fig11_delta": "delta"}
-
-
 rule plot_memorization_ablation:
     input:
         ablation=model_memorization_ablations,
@@ -94,6 +89,6 @@ rule plot_memorization_ablation:
         "../../envs/grokpath.yaml"
     params:
         steps=steps_of,
-        parameter=lambda wildcards: ABLATION_FIGURES[wildcards.figure],
+        parameter=ablation_parameter,
     script:
         "../scripts/plot_memorization_ablation.py"

@@ -506,3 +506,13 @@ def prefetch_targets():
         else []
     )
     return hub + samples + instructions + benchmarks
+
+
+# ----- plot_memorization_ablation
+# Figs 10 and 11 plot the same ablation tables against eps and against delta: the figure's name
+# picks the parameter.
+ABLATION_FIGURES = {"fig10_eps": "eps", "fig11_delta": "delta"}
+
+
+def ablation_parameter(wildcards):
+    return ABLATION_FIGURES[wildcards.figure]
