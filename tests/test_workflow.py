@@ -277,10 +277,14 @@ def test_changing_tau_reruns_only_pathways_and_what_follows(workdir):
 def test_config_overrides_without_a_configfile_apply_to_the_embedded_default(workdir):
     """`--config key=value` alone changes keys of config.yaml, as Snakemake documents it: it does
     not replace the whole default (which once failed with "'models' is a required property")."""
-    jobs = _planned_jobs(_snakemake(workdir, "-n", "--config", "tau=0.5", configfile=None))
+    result = _snakemake(workdir, "-n", "--config", "tau=0.5", configfile=None)
+    jobs = _planned_jobs(result)
     default = yaml.safe_load((workdir / "config.yaml").read_text())
     # the embedded default's series, not the test config's (already run in `workdir`)
     assert jobs["pretrain_tiny_moe"] == sum(m["source"] == "pretrain" for m in default["models"].values())
+    # its pretrain.threads (2) reaches the rule: the series depends on it
+    job = (result.stdout + result.stderr).split("rule pretrain_tiny_moe:", 1)[1].split("\n[", 1)[0]
+    assert f"threads: {default['models']['tiny-moe']['pretrain']['threads']}\n" in job, job
     bad = _snakemake(workdir, "-n", "--config", "tau=7", configfile=None)  # validated on top of the default
     assert bad.returncode != 0
     assert "config key tau: 7 is invalid" in bad.stdout + bad.stderr

@@ -77,6 +77,10 @@ def pretrain_settings(wildcards):
     return MODELS[wildcards.model]["pretrain"]
 
 
+def pretrain_threads(wildcards):
+    return MODELS[wildcards.model]["pretrain"]["threads"]
+
+
 # ----- download_checkpoint
 def disk_bounded(path):
     """A tuned model folder: deleted after its one consumer (run_lm_eval) in disk-bounded mode."""
@@ -166,6 +170,10 @@ def checkpoint_revision(wildcards):
 
 def checkpoint_source(wildcards):
     return MODELS[wildcards.model]["source"]
+
+
+def model_repo(wildcards):
+    return MODELS[wildcards.model]["repo"]
 
 
 # ----- prepare_samples

@@ -14,7 +14,7 @@ rule prefetch_checkpoint:
     conda:
         "../../envs/grokpath.yaml"
     params:
-        repo=lambda w: MODELS[w.model]["repo"],
+        repo=model_repo,
         revision=checkpoint_revision,
     script:
         "../scripts/prefetch_checkpoint.py"

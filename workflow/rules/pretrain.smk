@@ -15,7 +15,7 @@ rule pretrain_tiny_moe:
         "benchmarks/pretrain_tiny_moe/{model}.tsv"
     conda:
         "../../envs/grokpath.yaml"
-    threads: lambda wildcards: MODELS[wildcards.model]["pretrain"]["threads"]
+    threads: pretrain_threads
     resources:
         mem_mb=2000,
         runtime=30,
