@@ -74,6 +74,24 @@ CKPTS = ("models", "tiny", "checkpoints")
         (("models",), _DELETE, r"'models' is a required property"),
         (("domains", "math", "n_samples"), 0, r"config key domains.math.n_samples: 0 is invalid"),
         (("extraction", "threads"), 0, r"config key extraction.threads: 0 is invalid"),
+        # more than the series' generated data holds: refused at the start, not in the pretraining job
+        (
+            ("domains", "math", "n_samples"),
+            10**6,
+            r"config key domains.math.n_samples: 1000000, but the math data of models.tiny.pretrain.data has only "
+            r"\d+ training texts; allowed: at most \d+",
+        ),
+        (
+            ("domains", "code", "n_validation"),
+            10**4,
+            r"domains.code.n_validation: 10000, .* only \d+ validation texts.*\(models.tiny.pretrain.data.n_validation",
+        ),
+        (
+            ("models", "tiny", "pretrain", "data", "math_train_fraction"),
+            0.999,
+            r"config key models.tiny.pretrain.data.math_train_fraction: 0.999 holds out \d+ math items, fewer than "
+            r"n_test \+ n_validation = \d+",
+        ),
         (("extraction", "dtype"), "fp8", r"extraction.dtype: 'fp8' is not allowed; allowed: \['float32'"),
         (("extraction", "too_long"), "drop", r"extraction.too_long: 'drop' is not allowed; allowed: \['refuse'"),
         (("extraction", "device"), "gpu", r"config key extraction.device: 'gpu' is invalid.*cpu, cuda, cuda:N, mps"),

@@ -73,3 +73,42 @@ def test_more_programs_than_the_statements_allow_is_an_error_not_a_hang():
     with pytest.raises(ValueError, match=r"code_programs: 100 distinct programs of 1 statement\(s\).*only 50 exist"):
         synthetic.program_execution(0, 100, 1, 0.8, 10, 10)
     assert len(synthetic.program_execution(0, 50, 1, 0.6, 10, 10).train) == 30
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # the embedded default's
+        {
+            "modulus": 23,
+            "math_train_fraction": 0.33,
+            "code_programs": 301,
+            "code_train_fraction": 0.47,
+            "n_test": 30,
+            "n_validation": 21,
+        },
+        {"kb_entities": 37, "kb_two_hop_train_fraction": 0.71, "n_test": 20, "n_validation": 15},
+    ],
+)
+def test_split_sizes_are_what_the_generators_make(settings):
+    from dataclasses import asdict
+
+    from grokpath.pretrain import DataSpec, generate_domains
+
+    spec = DataSpec(**settings)
+    sizes = synthetic.split_sizes(**asdict(spec))
+    data = generate_domains(spec, seed=3)
+    assert set(sizes) == set(data) == set(synthetic.DOMAINS)
+    for domain, made in data.items():
+        assert sizes[domain]["samples"] == len(made.train), domain
+        # the items split into trained ones and held-out ones (test items, validation texts, unused)
+        assert (
+            len(made.train_items) + sizes[domain]["held_out"]
+            == {
+                "math": spec.modulus**2,
+                "code": spec.code_programs,
+                "commonsense": 16 * spec.kb_entities,  # two-hop questions: 4 x 4 relations per entity
+            }[domain]
+        )
+        assert len(made.test) == spec.n_test
+        assert len(made.validation) == spec.n_validation

@@ -16,6 +16,7 @@ from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 from grokpath.evaluation import check_task_names
 from grokpath.instructions import check_template
 from grokpath.synthetic import DOMAINS as GENERATED_DOMAINS
+from grokpath.synthetic import split_sizes
 
 OTHER_SOURCES = tuple(s for s in CHECKPOINT_SOURCES if s != "pretrain")
 
@@ -175,6 +176,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
             )
         if dom["n_samples"] < 2:
             raise ConfigError(f"config key domains.{name}.n_samples: needs at least 2 samples for pair distances")
+    _check_generated_sizes(config)
     # lm-eval task names (an index cached on disk; only configs that name lm-eval tasks read it)
     for name, dom in config["domains"].items():
         for k, spec in enumerate(dom["tasks"]):
@@ -289,15 +291,46 @@ def check_local_checkpoints(config: dict[str, Any], root: str | Path = ".") -> N
         )
 
 
-def pretrain_domain_sizes(config: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """{domain: {"samples": n_samples, "validation": n_validation}} of the domains that take their
-    texts from a pretrain series' generated data: checked when the data is generated, before the
-    series trains, not when the samples are frozen after it."""
-    return {
-        d: {"samples": spec["n_samples"], "validation": spec["n_validation"]}
-        for d, spec in config["domains"].items()
-        if spec["source"] == "pretrain"
-    }
+# The pretrain.data key that sets how much of each generated domain is trained on.
+_TRAIN_FRACTION = {
+    "math": "math_train_fraction",
+    "code": "code_train_fraction",
+    "commonsense": "kb_two_hop_train_fraction",
+}
+
+
+def _check_generated_sizes(config: dict[str, Any]) -> None:
+    """Each pretrain series' generated data has what the generators and the domains ask of it:
+    held-out items for its test and validation sets, and as many texts as the domains with source
+    'pretrain' take (n_samples, n_validation). Sizes follow from the settings
+    (`synthetic.split_sizes`), so this fails at the start, not when the data is generated."""
+    for alias, model in config["models"].items():
+        if model["source"] != "pretrain":
+            continue
+        data = model["pretrain"]["data"]
+        key = f"models.{alias}.pretrain.data"
+        sizes = split_sizes(**data)
+        need = data["n_test"] + data["n_validation"]
+        for domain, size in sizes.items():
+            if size["held_out"] < need:
+                fraction = _TRAIN_FRACTION[domain]
+                raise ConfigError(
+                    f"config key {key}.{fraction}: {data[fraction]} holds out {size['held_out']} {domain} items, "
+                    f"fewer than n_test + n_validation = {need}; allowed: a lower {fraction}, more {domain} "
+                    f"items, or smaller {key}.n_test / n_validation"
+                )
+        for domain, spec in config["domains"].items():
+            if spec["source"] != "pretrain":
+                continue
+            for n_key, have, what, more in (
+                ("n_samples", sizes[domain]["samples"], "training texts", key),
+                ("n_validation", data["n_validation"], "validation texts", f"{key}.n_validation"),
+            ):
+                if spec[n_key] > have:
+                    raise ConfigError(
+                        f"config key domains.{domain}.{n_key}: {spec[n_key]}, but the {domain} data of "
+                        f"{key} has only {have} {what}; allowed: at most {have}, or more generated data ({more})"
+                    )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,26 +276,16 @@ def pretrain(
     trajectory_path: Path,
     summary_path: Path,
     live_path: Path | None = None,
-    sizes: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, dict]:
     """Train the series: checkpoints (HF format) under `ckpt_dir`/step{N:06d}, the generated data
     under `data_dir`/{domain}/, the measured trajectory and its grokking summary; with `live_path`,
     the pathway monitors measured during training every `monitor_every` steps on a fixed set of
-    `monitor_samples` training texts per domain (grokpath.monitor, the workflow's own code).
-    `sizes` ({domain: {"samples": n, "validation": n}}, the config's n_samples and n_validation):
-    checked against the generated data before anything is trained or written."""
+    `monitor_samples` training texts per domain (grokpath.monitor, the workflow's own code). That
+    the data holds what the config's domains take is checked with the config
+    (`synthetic.split_sizes`)."""
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     data = generate_domains(cfg.data, cfg.seed)
-    for domain, want in (sizes or {}).items():
-        for split, texts in (("samples", data[domain].train), ("validation", data[domain].validation)):
-            if want[split] > len(texts):
-                key = "n_samples" if split == "samples" else "n_validation"
-                raise ValueError(
-                    f"config key domains.{domain}.{key}: {want[split]}, but the generated {domain} data has "
-                    f"only {len(texts)} {'training' if split == 'samples' else 'validation'} texts; allowed: "
-                    f"at most {len(texts)}, or more generated data (models.{model_name}.pretrain.data)"
-                )
     for key in ("batch_size", "answer_weight", "loss_weight"):
         if set(getattr(cfg, key)) != set(data):
             raise ValueError(f"{key} must name every domain {sorted(data)}, got {sorted(getattr(cfg, key))}")

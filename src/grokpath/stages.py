@@ -47,10 +47,8 @@ def pretrain_tiny_moe(
     trajectory: str,
     summary: str,
     live: str | None = None,
-    sizes: Mapping[str, Mapping[str, int]] | None = None,
 ) -> None:
-    """Train the embedded series; `sizes` ({domain: {"samples": n, "validation": n}}): what the
-    config's domains will take from its data, checked before training."""
+    """Train the embedded series."""
     from grokpath.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig.from_dict({**settings, "seed": seed})
@@ -62,7 +60,6 @@ def pretrain_tiny_moe(
         Path(trajectory),
         Path(summary),
         Path(live) if live else None,
-        sizes,
     )
 
 

@@ -45,6 +45,46 @@ def _choices(rng: np.random.Generator, answer: str, pool: list[str], n_choices: 
     return tuple(picked), label
 
 
+def _n_train(n_items: int, train_fraction: float) -> int:
+    """How many of a domain's items `_split_items` trains on; the rest are held out."""
+    return round(train_fraction * n_items)
+
+
+def split_sizes(
+    *,
+    modulus: int,
+    math_train_fraction: float,
+    code_programs: int,
+    code_train_fraction: float,
+    kb_entities: int,
+    kb_two_hop_train_fraction: float,
+    n_test: int,
+    n_validation: int,
+    **_: object,
+) -> dict[str, dict[str, int]]:
+    """What the generators make of these settings (the config's pretrain.data keys), computed
+    without generating anything: {domain: {"samples": training texts, "held_out": items held out,
+    of which n_test become test items and n_validation validation texts}}. The config check reads
+    it, so a domain that asks for more texts than the series' data has fails before the series
+    trains (tests/test_synthetic.py compares it with what the generators make)."""
+    items = {
+        "math": modulus**2,
+        "code": code_programs,
+        "commonsense": len(_RELATIONS) ** 2 * kb_entities,
+    }
+    fraction = {
+        "math": math_train_fraction,
+        "code": code_train_fraction,
+        "commonsense": kb_two_hop_train_fraction,
+    }
+    one_hop = {"math": 0, "code": 0, "commonsense": len(_RELATIONS) * kb_entities}  # facts, all trained
+    sizes = {}
+    for domain in DOMAINS:
+        n_train = _n_train(items[domain], fraction[domain])
+        sizes[domain] = {"samples": one_hop[domain] + n_train, "held_out": items[domain] - n_train}
+    return sizes
+
+
 def _split_items(
     rng: np.random.Generator,
     items: list[tuple[str, str]],
@@ -56,7 +96,7 @@ def _split_items(
     n_choices: int,
 ) -> tuple[list[TestItem], list[TestItem], list[str]]:
     order = rng.permutation(len(items))
-    n_train = round(train_fraction * len(items))
+    n_train = _n_train(len(items), train_fraction)
     held_out = order[n_train:]
     if len(held_out) < n_test + n_validation:
         raise ValueError(

@@ -1,4 +1,3 @@
-from grokpath.config import pretrain_domain_sizes
 from grokpath.logs import logged
 from grokpath.stages import pretrain_tiny_moe
 
@@ -12,6 +11,4 @@ with logged(snakemake.log[0]):
         trajectory=snakemake.output.trajectory,
         summary=snakemake.output.summary,
         live=snakemake.output.live,
-        # read from the config, not a param: a changed n_samples must not retrain the series
-        sizes=pretrain_domain_sizes(snakemake.config),
     )
