@@ -74,3 +74,30 @@ def test_layerwise_figure_without_per_layer_rows_says_so(saved):
     figures.layerwise_distance(_distance("char").with_columns(layer=None), "a.png", "a.pdf")
     (fig,) = saved
     assert "distance.layerwise: false" in fig.axes[0].texts[0].get_text()
+
+
+def test_memorization_groups_are_drawn_in_training_order(saved):
+    """Figs 4 and 6 list and colour the groups by their t*, earliest first, not by name: the
+    paper's checkpoint ids are not zero-padded, and by name step125000 came before step5000. A
+    group without a value to draw (one sample: no pair distance) is not in the legend."""
+    steps = {"step5000": 5000, "step125000": 125000, "step1100000": 1100000, "step9000": 9000}
+    monitors = pl.DataFrame(
+        [
+            {
+                "domain": "math",
+                "group": f"pretrain@{group}",
+                "step_number": number,
+                "n_samples": 1 if group == "step9000" else 2,
+                "mean_distance": float("nan") if group == "step9000" else 1.0,  # one sample: no pairs
+            }
+            for group in sorted(steps)  # by name, as the monitors table holds them
+            for number in steps.values()
+        ]
+    )
+    figures.monitor_by_group(monitors, steps, "mean_distance", "d", "t", "a.png", "a.pdf")
+    (fig,) = saved
+    ax = fig.axes[0]
+    labels = [text.get_text().split(" ")[0] for text in ax.get_legend().get_texts()]
+    assert labels == ["pretrain@step5000", "pretrain@step125000", "pretrain@step1100000"]
+    first, last = ax.get_lines()[0].get_color(), ax.get_lines()[-1].get_color()
+    assert first != last

@@ -434,7 +434,10 @@ def test_offline_without_cache_says_to_prefetch(hub: HubServer, hf_home: Path, t
     for res in results:
         assert res["error"] == "OfflineMissingError"
         assert REPO in res["message"]
-        assert "snakemake prefetch" in res["message"]
+    assert "snakemake prefetch` with the same --configfile" in results[0]["message"]
+    # a branch list is in no cache: prefetching would not help
+    assert "where the hub is reachable" in results[1]["message"]
+    assert "prefetch" not in results[1]["message"]
     assert BRANCHES[1] in results[0]["message"]
     assert f"grokpath prefetch {REPO} {BRANCHES[1]}" in results[0]["message"]
     assert hub.requests == []
@@ -497,3 +500,29 @@ def test_hub_env_drops_the_sessions_offline_flags(tmp_path: Path) -> None:
     assert env["HF_ENDPOINT"] == "http://127.0.0.1:1"
     assert env["HF_HOME"] == str(tmp_path)
     assert git_blob_oid(b"") == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git hash-object /dev/null
+
+
+def test_offline_evaluation_says_what_to_prefetch_and_keeps_other_errors(monkeypatch):
+    """run_lm_eval's evaluation, offline: a benchmark dataset that is not cached (datasets raises
+    ConnectionError from huggingface_hub's OfflineModeIsEnabled) says to prefetch; any other error
+    of the evaluation stays as it is."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from grokpath.stages import hub_errors
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+    def unreachable():
+        try:
+            raise OfflineModeIsEnabled("offline")
+        except OfflineModeIsEnabled as e:
+            raise ConnectionError("Couldn't reach 'tau/commonsense_qa' on the Hub (OfflineModeIsEnabled)") from e
+
+    what = "benchmark data of ['commonsense_qa']"
+    prefetch = r"\['commonsense_qa'\] is not on this machine.*prefetch"
+    with pytest.raises(RuntimeError, match=prefetch), hub_errors(what, network_only=True):
+        unreachable()
+    with pytest.raises(MemoryError, match="out of memory"), hub_errors(what, network_only=True):
+        raise MemoryError("out of memory")
+    with pytest.raises(KeyError), hub_errors(what, network_only=True):
+        raise KeyError("a bug")

@@ -23,6 +23,9 @@ SUMMARY = "\n".join(
         ("results/distance/m/s2/math.parquet", "Wed", "pathway_distance", "logs/w", "ok", "update pending"),
         ("results/samples/m/math.parquet", "Wed", "prepare_samples", "logs/z", "ok", "no update"),
         ("results/figures/m/fig.png", "-", "plot_x", "-", "missing", "update pending"),
+        # disk-bounded mode's tuned models: removed once evaluated, or not made yet
+        ("resources/tuned/m/s1/math", "-", "instruction_tune", "logs/t", "removed temp file", "no update"),
+        ("resources/tuned/m/s2/math", "-", "instruction_tune", "-", "removed temp file", "update pending"),
     ]
 )
 CKPTS = {"m": ["s1", "s2", "s3"]}
@@ -42,17 +45,18 @@ def _workdir(tmp_path):
 def test_matrix_states(tmp_path):
     matrix = status.build_matrix(status.parse_summary(SUMMARY), CKPTS, _workdir(tmp_path))
     cells = matrix.cells["m"]
-    assert cells["s1"] == {"extract_routing": "done", "run_lm_eval": "outdated"}
+    assert cells["s1"] == {"extract_routing": "done", "run_lm_eval": "outdated", "instruction_tune": "done"}
     assert cells["s2"] == {  # killed while extracting
         "extract_routing": "incomplete",
         "run_lm_eval": "missing",
         "pathway_distance": "outdated",
+        "instruction_tune": "missing",
     }
     assert cells["s3"] == {"extract_routing": "failed"}  # its log ends in a traceback
     assert cells[status.SERIES] == {"prepare_samples": "done", "plot_x": "missing"}
     assert matrix.cells[status.ALL_MODELS][status.SERIES] == {"aggregate_monitors": "missing"}
     assert matrix.rules.index("extract_routing") < matrix.rules.index("run_lm_eval") < matrix.rules.index("plot_x")
-    assert matrix.counts() == {"done": 2, "missing": 3, "failed": 1, "incomplete": 1, "outdated": 2}
+    assert matrix.counts() == {"done": 3, "missing": 4, "failed": 1, "incomplete": 1, "outdated": 2}
     text = status.render(matrix)
     assert "s2  ! ~ ·" in text
     assert "s3  ✗" in text

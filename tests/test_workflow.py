@@ -376,3 +376,38 @@ def test_instruction_tuning_adds_one_job_per_checkpoint_and_family(workdir):
     n_ckpt = len(cfg["models"]["tiny"]["checkpoints"])
     assert jobs["instruction_tune"] == n_ckpt
     assert jobs["run_lm_eval"] == n_ckpt  # evaluated again, on the tuned models
+
+
+def test_a_local_checkpoint_saved_again_reruns_what_read_it(workdir):
+    """Weights written over in a local checkpoint folder (as save_pretrained into the same folder
+    does) fetch the checkpoint again and rerun the stages that read it; they were once kept, the
+    folder's time unchanged and its copy ancient. A folder that is itself a Snakemake output
+    (with its .snakemake_timestamp) does not look updated after each run that fetched it."""
+    wd = workdir
+    for step, src in (("a", "step000010"), ("b", "step000020")):
+        shutil.copytree(wd / "resources/checkpoints/tiny" / src, wd / "localckpt" / step)
+    assert (wd / "localckpt/b/.snakemake_timestamp").exists()
+    cfg = _cfg(wd)
+    cfg["models"]["mine"] = {
+        "source": "local",
+        "checkpoints": [{"id": s, "step": n, "path": f"localckpt/{s}"} for s, n in (("a", 10), ("b", 20))],
+    }
+    (wd / "config" / "local.yaml").write_text(yaml.safe_dump(cfg))
+    target = "results/routing/mine/b/math.parquet"
+
+    def snakemake(*args):  # the target before --configfile, which takes every name after it
+        return _snakemake(wd, *args, target, "--configfile", "config/local.yaml", configfile=None)
+
+    run = snakemake()
+    assert run.returncode == 0, run.stderr[-5000:]
+    assert _planned_jobs(snakemake("-n")) == {}
+    sha = tables.read_metadata(wd / target)["checkpoint_sha"]
+
+    shutil.copyfile(wd / "localckpt/a/model.safetensors", wd / "localckpt/b/model.safetensors")
+    jobs = _planned_jobs(snakemake("-n"))
+    assert jobs == {"download_checkpoint": 1, "extract_routing": 1}
+    run = snakemake()
+    assert run.returncode == 0, run.stderr[-5000:]
+    manifest = checkpoints.read_manifest(wd / "resources/checkpoints/mine/b")
+    assert tables.read_metadata(wd / target)["checkpoint_sha"] == checkpoints.checkpoint_sha(manifest) != sha
+    assert _planned_jobs(snakemake("-n")) == {}

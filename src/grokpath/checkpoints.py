@@ -97,13 +97,18 @@ class Stamps:
             log.debug("cannot record verified files in %s: %s", self._path, error)
 
 
+def content_files(folder: Path) -> list[Path]:
+    """A checkpoint folder's files that make the checkpoint, sorted: what its manifest lists.
+    Nothing hidden (stamps, markers, Snakemake's .snakemake_timestamp) and not the manifest."""
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")]
+
+
 def file_entries(folder: Path) -> list[dict[str, Any]]:
     stamps = Stamps(folder)
     entries = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name != MANIFEST and not p.name.startswith("."):
-            name = p.relative_to(folder).as_posix()
-            entries.append({"name": name, "size": p.stat().st_size, "sha256": stamps.sha256(p, name)})
+    for p in content_files(folder):
+        name = p.relative_to(folder).as_posix()
+        entries.append({"name": name, "size": p.stat().st_size, "sha256": stamps.sha256(p, name)})
     stamps.save()
     return entries
 
@@ -141,9 +146,11 @@ def materialize_folder(src: Path, dest: Path, source: str, revision: str) -> dic
     manifest_path = dest / MANIFEST
     if manifest_path.exists():
         manifest_path.unlink()
-    for f in sorted(src.rglob("*")):
-        if f.is_file() and f.name != VERIFIED:  # a source's stamps describe its files, not dest's
-            _link_or_copy(f, dest / f.relative_to(src))
+    # What a manifest lists, nothing hidden: a source's stamps describe its files, not dest's, and
+    # a hard link to the .snakemake_timestamp of a source that is a Snakemake output would make
+    # Snakemake's touch of dest change the source's time too
+    for f in content_files(src):
+        _link_or_copy(f, dest / f.relative_to(src))
     files = file_entries(dest)
     manifest = {
         "source": source,

@@ -123,7 +123,13 @@ def monitor_by_group(
     fig, axes = _panels(len(domains))
     colors = plt.get_cmap("viridis")
     for ax, domain in zip(axes, domains, strict=True):
-        curves = _group_curves(monitors, domain, column)
+        # in training order, so the colour map runs from the earliest t* to the latest: by name,
+        # ids without zero padding (the paper's step5000, step125000) would not be
+        curves = sorted(
+            _group_curves(monitors, domain, column), key=lambda curve: steps[curve[0].removeprefix(MEMORIZED_PREFIX)]
+        )
+        # a group of one sample has no pair distance: nothing to draw, so no legend entry either
+        curves = [(group, df) for group, df in curves if df[column].fill_nan(None).drop_nulls().len()]
         loss_ax = ax.twinx() if with_loss else None
         for k, (group, df) in enumerate(curves):
             color = colors(k / max(1, len(curves) - 1))

@@ -401,16 +401,22 @@ def _storage_folder(repo: str, repo_type: str) -> Path:
 
 
 def _prefetch_hint(repo: str, revision: str) -> str:
-    return f"run `snakemake prefetch` (or `grokpath prefetch {repo} {revision}`) with network access first"
+    return (
+        f"run `snakemake prefetch` with the same --configfile (or `grokpath prefetch {repo} {revision}`) "
+        "with network access first"
+    )
 
 
 def _require_online(repo: str, repo_type: str, revision: str | None) -> None:
     """Raise OfflineMissingError (which says how to fill the cache) if HF_HUB_OFFLINE=1."""
     if constants.is_offline_mode():
-        what = "its branch list needs the hub" if revision is None else f"revision {revision!r} is not in the cache"
+        if revision is None:  # no cache holds a branch list: prefetching does not help
+            what, hint = "its branch list needs the hub", "list its branches where the hub is reachable"
+        else:
+            what, hint = f"revision {revision!r} is not in the cache", _prefetch_hint(repo, revision)
         raise OfflineMissingError(
             f"{repo_type} repo {repo}: {what} ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 forbids "
-            f"downloading; {_prefetch_hint(repo, revision or 'REVISION')}"
+            f"downloading; {hint}"
         )
 
 

@@ -97,18 +97,36 @@ _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 @contextmanager
-def hub_errors(what: str) -> Iterator[None]:
-    """With the hub switched off, a failed fetch says what to prefetch instead of a network error."""
+def hub_errors(what: str, network_only: bool = False) -> Iterator[None]:
+    """With the hub switched off, a failed fetch says what to prefetch instead of a network error;
+    `network_only`: only errors that are a ConnectionError or come from one (huggingface_hub's
+    OfflineModeIsEnabled is one), for a block that does more than fetch."""
     try:
         yield
     except Exception as e:
         offline = [v for v in _OFFLINE_VARS if os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")]
         if not offline or (isinstance(e, ValueError) and "offline" not in str(e).lower()):
             raise
+        if network_only and not _from_connection_error(e):
+            raise
         raise RuntimeError(
             f"{what} is not on this machine and {'/'.join(offline)} is set: run `snakemake prefetch` "
             f"(same --configfile) where the hub is reachable, then rerun ({type(e).__name__}: {e})"
         ) from e
+
+
+def _from_connection_error(error: BaseException) -> bool:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, ConnectionError):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False
 
 
 def prefetch_checkpoint(repo: str, revision: str, out: str) -> None:
@@ -506,17 +524,19 @@ def run_lm_eval(
         # dtype, so that a checkpoint retrained, re-resolved or re-tuned under the same id (or
         # run in another dtype) never gets another model's answers back.
         suffix = (f"_{evaluated['family']}" if tuned else "") + f"-{sha[:16]}-{settings['dtype']}"
-        results = evaluation.evaluate(
-            net,
-            tokenizer,
-            group,
-            dict(test_sets),
-            f"{cache}{suffix}",
-            settings["batch_size"],
-            settings["device"],
-            seed,
-            allow_code_execution=settings.get("allow_code_execution", False),
-        )
+        # offline, a benchmark's dataset that is not in the datasets cache: say what to prefetch
+        with hub_errors(f"benchmark data of {[s.task for s in group]}", network_only=True):
+            results = evaluation.evaluate(
+                net,
+                tokenizer,
+                group,
+                dict(test_sets),
+                f"{cache}{suffix}",
+                settings["batch_size"],
+                settings["device"],
+                seed,
+                allow_code_execution=settings.get("allow_code_execution", False),
+            )
         for spec in group:
             res = results[spec.name]
             rows = [

@@ -135,6 +135,9 @@ def _state(out: Output, workdir: Path, model: str, step: str, interrupted: set[s
         return INCOMPLETE
     if out.status == "missing":
         return FAILED if _failed(workdir, out.rule, model, step) else MISSING
+    if out.status == "removed temp file":  # a temp output (disk-bounded mode's tuned models) is gone
+        # after the jobs that read it finished: done unless something still needs it made
+        return DONE if out.plan == "no update" else MISSING
     return OUTDATED  # exists, but Snakemake would rerun it (changed input, params or code)
 
 

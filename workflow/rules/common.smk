@@ -1,7 +1,9 @@
 # Helper functions only (no rules): config validation, wildcard constraints, input functions.
 import mimetypes
 import re
+from pathlib import Path
 
+from grokpath.checkpoints import content_files
 from grokpath.config import check_local_checkpoints, validate_config
 from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 
@@ -90,16 +92,16 @@ def disk_bounded(path):
 def checkpoint_files(step_of):
     """Input function: the checkpoint folder a stage reads.
 
-    In disk-bounded mode its weights are released after the last stage that reads them
-    (release_checkpoint) and fetched back by a stage added later; the folder itself stays, and
-    is ancient so that this never reruns the stages that had finished.
+    Not ancient: a checkpoint fetched again (a local folder whose weights changed, a retrained
+    series) reruns every stage that read it. Its time is its .snakemake_timestamp, which only
+    download_checkpoint sets: in disk-bounded mode, releasing the weights after the last stage
+    that reads them (release_checkpoint) and fetching them back for a stage added later leave it
+    as it is, so the stages that had finished do not rerun.
     """
 
     def inputs(wildcards):
         return {
-            "checkpoint": ancient(
-                f"resources/checkpoints/{wildcards.model}/{step_of(wildcards)}"
-            )
+            "checkpoint": f"resources/checkpoints/{wildcards.model}/{step_of(wildcards)}"
         }
 
     return inputs
@@ -118,7 +120,10 @@ def checkpoint_input(wildcards):
     if spec["source"] == "pretrain":
         inputs.append(f"resources/pretrain/{wildcards.model}/checkpoints")
     elif spec["source"] == "local":
-        inputs.append(_checkpoint(wildcards.model, wildcards.step)["path"])
+        # its files, not the folder: a file written over in place (save_pretrained into the same
+        # folder) changes the file's time, not the folder's
+        folder = Path(_checkpoint(wildcards.model, wildcards.step)["path"])
+        inputs += [str(f) for f in content_files(folder)]
     ids = checkpoint_ids(wildcards.model)
     earlier = ids.index(wildcards.step) - config["checkpoints_on_disk"]
     if not KEEP_CHECKPOINTS and earlier >= 0:
