@@ -96,7 +96,7 @@ def test_split_sizes_are_what_the_generators_make(settings):
     from grokpath.pretrain import DataSpec, generate_domains
 
     spec = DataSpec(**settings)
-    sizes = synthetic.split_sizes(**asdict(spec))
+    sizes = synthetic.split_sizes(asdict(spec))
     data = generate_domains(spec, seed=3)
     assert set(sizes) == set(data) == set(synthetic.DOMAINS)
     for domain, made in data.items():

@@ -16,7 +16,7 @@ from grokpath.evaluation import LOCAL_KINDS as LOCAL_TASK_KINDS
 from grokpath.evaluation import check_task_names
 from grokpath.instructions import check_template
 from grokpath.synthetic import DOMAINS as GENERATED_DOMAINS
-from grokpath.synthetic import split_sizes
+from grokpath.synthetic import TRAIN_FRACTION_KEYS, split_sizes
 
 OTHER_SOURCES = tuple(s for s in CHECKPOINT_SOURCES if s != "pretrain")
 
@@ -291,14 +291,6 @@ def check_local_checkpoints(config: dict[str, Any], root: str | Path = ".") -> N
         )
 
 
-# The pretrain.data key that sets how much of each generated domain is trained on.
-_TRAIN_FRACTION = {
-    "math": "math_train_fraction",
-    "code": "code_train_fraction",
-    "commonsense": "kb_two_hop_train_fraction",
-}
-
-
 def _check_generated_sizes(config: dict[str, Any]) -> None:
     """Each pretrain series' generated data has what the generators and the domains ask of it:
     held-out items for its test and validation sets, and as many texts as the domains with source
@@ -309,11 +301,11 @@ def _check_generated_sizes(config: dict[str, Any]) -> None:
             continue
         data = model["pretrain"]["data"]
         key = f"models.{alias}.pretrain.data"
-        sizes = split_sizes(**data)
+        sizes = split_sizes(data)
         need = data["n_test"] + data["n_validation"]
         for domain, size in sizes.items():
             if size["held_out"] < need:
-                fraction = _TRAIN_FRACTION[domain]
+                fraction = TRAIN_FRACTION_KEYS[domain]
                 raise ConfigError(
                     f"config key {key}.{fraction}: {data[fraction]} holds out {size['held_out']} {domain} items, "
                     f"fewer than n_test + n_validation = {need}; allowed: a lower {fraction}, more {domain} "

@@ -437,7 +437,7 @@ def _hub_call(what: str, fn: Callable[[], T], repo: str, revision: str | None, r
 
 def _translate(err: Exception, what: str, repo: str, revision: str | None) -> HubError:
     hint = f"run `grokpath revisions {repo}` to list its branches"
-    for e in _chain(err):
+    for e in error_chain(err):
         if isinstance(e, RevisionNotFoundError):
             return HubError(f"revision {revision!r} not found in {repo}; {hint}")
         if isinstance(e, RepositoryNotFoundError):
@@ -459,7 +459,7 @@ def _translate(err: Exception, what: str, repo: str, revision: str | None) -> Hu
 def _is_transient(err: BaseException) -> bool:
     """Connection errors, timeouts and HTTP 5xx/408/429, also when wrapped (snapshot_download re-raises them
     as LocalEntryNotFoundError); never a missing repo, revision or file."""
-    for e in _chain(err):
+    for e in error_chain(err):
         if isinstance(e, (RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError)):
             return False
         if isinstance(e, OfflineModeIsEnabled):
@@ -474,7 +474,7 @@ def _is_transient(err: BaseException) -> bool:
     return False
 
 
-def _chain(err: BaseException) -> Iterator[BaseException]:
+def error_chain(err: BaseException) -> Iterator[BaseException]:
     """The exception and its causes/contexts, outermost first."""
     seen: set[int] = set()
     todo = [err]

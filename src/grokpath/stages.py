@@ -107,26 +107,15 @@ def hub_errors(what: str, network_only: bool = False) -> Iterator[None]:
         offline = [v for v in _OFFLINE_VARS if os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")]
         if not offline or (isinstance(e, ValueError) and "offline" not in str(e).lower()):
             raise
-        if network_only and not _from_connection_error(e):
-            raise
+        if network_only:
+            from grokpath.hub import error_chain  # huggingface_hub is imported by now
+
+            if not any(isinstance(x, ConnectionError) for x in error_chain(e)):
+                raise
         raise RuntimeError(
             f"{what} is not on this machine and {'/'.join(offline)} is set: run `snakemake prefetch` "
             f"(same --configfile) where the hub is reachable, then rerun ({type(e).__name__}: {e})"
         ) from e
-
-
-def _from_connection_error(error: BaseException) -> bool:
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [error]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        if isinstance(e, ConnectionError):
-            return True
-        seen.add(id(e))
-        todo += [e.__cause__, e.__context__]
-    return False
 
 
 def prefetch_checkpoint(repo: str, revision: str, out: str) -> None:

@@ -8,7 +8,9 @@ tasks. Everything is a pure function of the seed.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,37 +52,29 @@ def _n_train(n_items: int, train_fraction: float) -> int:
     return round(train_fraction * n_items)
 
 
-def split_sizes(
-    *,
-    modulus: int,
-    math_train_fraction: float,
-    code_programs: int,
-    code_train_fraction: float,
-    kb_entities: int,
-    kb_two_hop_train_fraction: float,
-    n_test: int,
-    n_validation: int,
-    **_: object,
-) -> dict[str, dict[str, int]]:
-    """What the generators make of these settings (the config's pretrain.data keys), computed
+# The data setting (config key pretrain.data.*) that sets the share of each domain's items trained on.
+TRAIN_FRACTION_KEYS = {
+    "math": "math_train_fraction",
+    "code": "code_train_fraction",
+    "commonsense": "kb_two_hop_train_fraction",
+}
+
+
+def split_sizes(data: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """What the generators make of the data settings (the config's pretrain.data keys), computed
     without generating anything: {domain: {"samples": training texts, "held_out": items held out,
     of which n_test become test items and n_validation validation texts}}. The config check reads
     it, so a domain that asks for more texts than the series' data has fails before the series
     trains (tests/test_synthetic.py compares it with what the generators make)."""
     items = {
-        "math": modulus**2,
-        "code": code_programs,
-        "commonsense": len(_RELATIONS) ** 2 * kb_entities,
+        "math": data["modulus"] ** 2,
+        "code": data["code_programs"],
+        "commonsense": len(_RELATIONS) ** 2 * data["kb_entities"],
     }
-    fraction = {
-        "math": math_train_fraction,
-        "code": code_train_fraction,
-        "commonsense": kb_two_hop_train_fraction,
-    }
-    one_hop = {"math": 0, "code": 0, "commonsense": len(_RELATIONS) * kb_entities}  # facts, all trained
+    one_hop = {"math": 0, "code": 0, "commonsense": len(_RELATIONS) * data["kb_entities"]}  # facts, all trained
     sizes = {}
     for domain in DOMAINS:
-        n_train = _n_train(items[domain], fraction[domain])
+        n_train = _n_train(items[domain], data[TRAIN_FRACTION_KEYS[domain]])
         sizes[domain] = {"samples": one_hop[domain] + n_train, "held_out": items[domain] - n_train}
     return sizes
 
