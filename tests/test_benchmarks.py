@@ -105,6 +105,16 @@ def _disk_bounded(s: dict[str, Any]) -> None:
     assert s["bounded_peak_bytes"] < s["keep_peak_bytes"]
 
 
+def _pretraining(s: dict[str, Any]) -> None:
+    # the checkout's pretrain.py as its own baseline: the same series, else the benchmark exits
+    assert (s["model"], s["steps"], s["repeats"]) == ("tiny", 4, 1)
+    assert set(s["wall_s"]) == {"current", "baseline"}
+    assert s["same_series"] is True
+    parts = s["parts_s_median"]
+    assert all(parts[k] > 0 for k in ("evaluation_seconds", "save_seconds", "monitor_seconds", "training_seconds"))
+    assert parts["run_seconds"] <= s["wall_s_median"]["current"]
+
+
 def _default_run(s: dict[str, Any]) -> None:
     assert (s["configfile"], len(s["wall_s"])) == ("config/test.yaml", 1)
     rules = s["rules"]
@@ -143,6 +153,13 @@ FAST: dict[str, tuple[list[str], Callable[[dict[str, Any]], None]]] = {
     "verification": (["--gib", "0.01", "--repeats", "1"], _verification),
     "evaluation": (["--repeats", "1", "--items", "10"], _evaluation),
     "eval_cache": (["--items", "10"], _eval_cache),
+    "pretraining": (
+        [
+            *("--configfile", str(ROOT / "config/test.yaml"), "--model", "tiny", "--steps", "4", "--repeats", "1"),
+            *("--baseline", str(ROOT / "src/grokpath/pretrain.py")),
+        ],
+        _pretraining,
+    ),
     "embedding": (
         ["--texts", "12", "--repeats", "1", "--baseline-embeddings", str(ROOT / "src/grokpath/embeddings.py")],
         _embedding,
@@ -206,3 +223,25 @@ def test_routing_overhead_times_other_versions_of_the_modules_as_a_baseline(tmp_
 def test_workflow_benchmark_runs_and_ends_with_its_summary(name, tmp_path):
     args, check = WORKFLOW[name]
     check(_summary(name, args, tmp_path))
+
+
+def test_pretraining_refuses_a_baseline_that_trains_another_series(tmp_path):
+    """A speed-up of pretraining must leave the series as it is: a baseline whose optimiser differs
+    (here Adam's beta2) trains other weights, and the benchmark says so instead of timing it."""
+    source = (ROOT / "src/grokpath/pretrain.py").read_text()
+    assert "betas=(0.9, 0.98)" in source
+    other = tmp_path / "pretrain_other.py"
+    other.write_text(source.replace("betas=(0.9, 0.98)", "betas=(0.9, 0.97)"))
+    # 10 steps: the test series saves and evaluates at steps 0 and 10
+    args = ["--configfile", str(ROOT / "config/test.yaml"), "--model", "tiny", "--steps", "10", "--repeats", "1"]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/pretraining.py"), *args, "--baseline", str(other)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        check=False,
+    )
+    assert run.returncode != 0
+    # the same initial weights; the trained ones and their evaluations differ
+    assert "the baseline trained another series: step000010 weights, trajectory differ" in run.stderr

@@ -1,8 +1,21 @@
+import dataclasses
+
 import polars as pl
 import pytest
+import torch
 
 from grokpath import tables
-from grokpath.pretrain import PretrainConfig, first_sustained, pretrain, summarize_grokking
+from grokpath.pretrain import (
+    ModelShape,
+    PretrainConfig,
+    _EvalSet,
+    build_model,
+    first_sustained,
+    generate_domains,
+    pretrain,
+    summarize_grokking,
+)
+from grokpath.tokenizer import train_word_tokenizer
 
 TINY = {
     "max_steps": 6,
@@ -135,3 +148,38 @@ def test_live_monitors_leave_training_unchanged(tmp_path):
     meta = tables.read_metadata(on / "live.parquet")
     assert 0 < meta["monitor_seconds"] < meta["run_seconds"]
     assert meta["tau"] == 0.7
+
+
+def _domains_and_tokenizer():
+    cfg = PretrainConfig.from_dict(TINY)
+    data = generate_domains(cfg.data, seed=0)
+    texts = [t for d in data.values() for t in d.train]
+    texts += [f"{it.prompt} {' '.join(it.choices)}" for d in data.values() for it in d.test]
+    return data, train_word_tokenizer(texts)
+
+
+@torch.inference_mode()
+def test_answers_predicted_in_the_trained_sequence_are_those_of_the_prompt_alone():
+    """Training accuracy is read from the loss's forward pass of "<prompt> <answer> <eos>" instead
+    of a pass of the prompts: the model is causal, so the prediction at the prompt's last token is
+    the same, at every domain's items (including prompts of different lengths in one batch)."""
+    data, tokenizer = _domains_and_tokenizer()
+    model = build_model(ModelShape(hidden_size=16, intermediate_size=16, num_layers=2, num_heads=2), tokenizer, 0)
+    model.eval()
+    for name, dom in data.items():
+        items = dom.train_items[:40]
+        answered, prompts = _EvalSet.answered(tokenizer, items), _EvalSet.prompts(tokenizer, items)
+        assert torch.equal(answered.answers, prompts.answers)
+        a = model(input_ids=answered.ids, attention_mask=answered.mask).logits
+        p = model(input_ids=prompts.ids, attention_mask=prompts.mask).logits
+        rows = torch.arange(len(items))
+        torch.testing.assert_close(a[rows, answered.last], p[rows, prompts.last], rtol=1e-5, atol=1e-5)
+        assert torch.equal(answered.predictions(a), prompts.predictions(p)), name
+        assert answered.accuracy(a) == prompts.accuracy(p)
+
+
+def test_an_answer_that_is_not_one_token_after_the_prompt_is_refused():
+    data, tokenizer = _domains_and_tokenizer()
+    item = dataclasses.replace(data["math"].train_items[0], answer="7 8")
+    with pytest.raises(ValueError, match="is not one token after the prompt"):
+        _EvalSet.answered(tokenizer, [item])
