@@ -73,7 +73,7 @@ def test_groups_and_errors(sums_tok, sums_checkpoint):
         monitor.measure(net, sums_tok)
 
 
-def test_hook_in_a_hand_written_loop(sums_tok):
+def test_hook_in_a_hand_written_loop(sums_tok, capfd):
     model = random_olmoe(sums_tok, hidden=16, layers=2)
     hook = monitor.MonitorHook(model, sums_tok, TEXTS[:8], every=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -86,10 +86,12 @@ def test_hook_in_a_hand_written_loop(sums_tok):
         opt.zero_grad()
         hook.step(step)
     assert [m.step for m in hook.history] == [2, 4]
+    assert "sample/s" not in capfd.readouterr().err  # no progress bar inside the training loop
     assert hook.seconds > 0
     assert hook.history[0].distance != hook.history[1].distance or hook.history[0].loss != hook.history[1].loss
     again = monitor.measure(model, sums_tok, TEXTS[:8])
     assert again.loss != hook.history[-1].loss  # step 5 changed the model after the last measurement
+    assert "monitor: 100%" in capfd.readouterr().err  # a pass of its own shows its progress
 
 
 def test_trainer_callback_logs_through_the_trainer(sums_tok, tmp_path):

@@ -493,8 +493,11 @@ def iter_batches(
     batch_size: int,
     routing: str | None = "full",
     desc: str = "extract",
+    progress: bool = True,
 ) -> Iterator[BatchResult]:
     """Forward every sample once; yields per-batch losses and (if `routing`) routing weights.
+    `progress=False` shows no progress bar and logs the pass at DEBUG level, for the monitors'
+    passes inside a training loop (one bar per pass was most of the embedded pretraining's log).
 
     Each batch is yielded after the next one was launched: on a GPU, the caller's work on a
     batch (the Parquet tables) and the padding and launching of the next one run on the host
@@ -516,7 +519,10 @@ def iter_batches(
     start = time.perf_counter()
     pending: _Pending | None = None
     try:
-        with torch.inference_mode(), tqdm(total=len(rows), desc=desc, unit="sample", mininterval=5) as bar:
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(rows), desc=desc, unit="sample", mininterval=5, disable=not progress) as bar,
+        ):
             head = _output_layer(model) if device.type == "cpu" else None
             head_loss = _HeadLoss(head) if head is not None else None
             for idx in length_batches(rows.lengths, batch_size):
@@ -543,7 +549,8 @@ def iter_batches(
     finally:
         if capture is not None:
             capture.close()
-    log.info("%s: %d samples in %.1f s", desc, len(rows), time.perf_counter() - start)
+    level = logging.INFO if progress else logging.DEBUG
+    log.log(level, "%s: %d samples in %.1f s", desc, len(rows), time.perf_counter() - start)
 
 
 def tokenize_checked(

@@ -82,12 +82,15 @@ def measure(
     batch_size: int = 64,
     routing: str = "full",
     step: int | None = None,
+    progress: bool = True,
 ) -> Monitors:
     """Pathway distance (overall and per group), consistency and per-sample loss of `model`.
 
     Give `texts` (tokenized here) or `token_ids` (e.g. from a samples table, to match the
     workflow exactly); `sample_ids` name the samples (default s000000, s000001, ...), `groups`
     maps a group name to member sample ids. The model is left in the train/eval mode it was in.
+    `progress=False`: no progress bar for the forward pass (`MonitorHook` and `GrokpathCallback`,
+    inside a training loop that shows its own).
     """
     if (texts is None) == (token_ids is None):
         raise ValueError("give either texts or token_ids")
@@ -101,7 +104,10 @@ def measure(
     was_training = model.training
     try:
         by_id: dict[str, tuple[np.ndarray, float, int]] = {}
-        for b in extraction.iter_batches(model, ids, names, pad_id, batch_size, routing=routing, desc="monitor"):
+        batches = extraction.iter_batches(
+            model, ids, names, pad_id, batch_size, routing=routing, desc="monitor", progress=progress
+        )
+        for b in batches:
             probs = b.probs.astype(np.float32)  # what the routing tables store
             for j, sid in enumerate(b.sample_ids):
                 by_id[sid] = (probs[j], float(b.loss[j]), int(b.n_tokens[j]))
@@ -156,9 +162,9 @@ class MonitorHook:
         if global_step % self.every:
             return None
         start = time.perf_counter()
-        result = measure(
-            model or self.model, self.tokenizer, token_ids=self.token_ids, step=global_step, **self.settings
-        )
+        # no progress bar per pass: the training loop shows its own (settings may ask for one)
+        settings = {"progress": False, **self.settings}
+        result = measure(model or self.model, self.tokenizer, token_ids=self.token_ids, step=global_step, **settings)
         self.seconds += time.perf_counter() - start
         self.history.append(result)
         log.info(
