@@ -3,6 +3,7 @@ expert ids at "token"."""
 
 import polars as pl
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from grokpath import figures, stages, tables
 
@@ -101,3 +102,61 @@ def test_memorization_groups_are_drawn_in_training_order(saved):
     assert labels == ["pretrain@step5000", "pretrain@step125000", "pretrain@step1100000"]
     first, last = ax.get_lines()[0].get_color(), ax.get_lines()[-1].get_color()
     assert first != last
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_legends_sit_below_their_panels_clear_of_data_labels_and_other_panels(monkeypatch, tmp_path):
+    """Panels with a second y axis (the live monitors, Fig. 4 with group loss) had their legends
+    inside, where `loc="best"` does not see the second axis's lines: they covered curves. Legends
+    now sit under the x axis label, and the figure grows so the next row of panels is clear."""
+    figs, save = [], figures.save
+    monkeypatch.setattr(
+        figures, "save", lambda fig, png, pdf: (figs.append((fig, fig.get_figheight())), save(fig, png, pdf))
+    )
+    steps = [0, 10, 20]
+    live = pl.DataFrame(
+        {
+            "model": "m",
+            "step": steps * 2,
+            "domain": ["math"] * 3 + ["code"] * 3,
+            "n_samples": 8,
+            "pathway_distance": [3.0, 2.0, 1.0] * 2,
+            "pathway_consistency": [0.1, 0.5, 0.9] * 2,
+            "sample_loss": 1.0,
+        }
+    )
+    traj = live.select("model", "step", "domain").with_columns(
+        train_loss=pl.lit(1.0), train_accuracy=pl.lit(0.5), test_accuracy=pl.lit(0.2)
+    )
+    figures.live_monitors(live, traj, str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
+    groups = pl.DataFrame(
+        {
+            "domain": "math",
+            "group": [f"pretrain@step{s}" for s in (10, 20) for _ in range(3)],
+            "step_number": steps * 2,
+            "n_samples": 2,
+            "mean_distance": [1.0, 2.0, 3.0, 3.0, 2.0, 1.0],
+            "mean_training_loss": [2.0, 1.0, 0.5] * 2,
+        }
+    )
+    steps_of = {"step10": 10, "step20": 20}
+    figures.monitor_by_group(
+        groups, steps_of, "mean_distance", "d", "t", str(tmp_path / "b.png"), str(tmp_path / "b.pdf"), with_loss=True
+    )
+    assert len(figs) == 2
+    for fig, height in figs:
+        canvas = FigureCanvasAgg(fig)  # save() closed the figure: drawn again on a canvas of its own
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        panels = [ax for ax in fig.axes if ax.get_legend() is not None]
+        assert panels
+        assert fig.get_figheight() > height  # grown for the legends
+        for ax in panels:
+            legend = ax.get_legend().get_window_extent(renderer)
+            label = ax.xaxis.label.get_window_extent(renderer)
+            assert legend.y1 < label.y0  # under the x axis label
+            others = [o.get_window_extent(renderer) for o in fig.axes if o.get_subplotspec() != ax.get_subplotspec()]
+            assert not any(_overlap(legend, other) for other in others)

@@ -27,17 +27,67 @@ MONITOR_UNITS = {  # the pathway distance's unit depends on the distance level (
 
 
 def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
+    if _grow_for_legends_below(fig):
+        fig.tight_layout()
     for path in (png, pdf):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
     plt.close(fig)
 
 
-def _twin_legend(ax: plt.Axes, twin: plt.Axes, **kwargs: object) -> None:
-    """One legend for the lines of a panel and of its second y axis."""
+# From the bottom of a panel to below its x axis label (ticks, tick labels and label at
+# matplotlib's default sizes), in points: where `_legend_below` puts a legend's top.
+_BELOW_XLABEL_PT = 36.0
+
+
+_ONE_ROW_CHARS = 50  # characters of labels that fit side by side under a 5-inch panel at 7 points
+
+
+def _legend_below(ax: plt.Axes, handles: list | None = None, labels: list | None = None, fontsize: float = 7) -> None:
+    """The panel's legend under its x axis label, out of the data's way. Inside a panel, `loc="best"`
+    avoids only the lines of the panel's own axes, not those of a second y axis, and a fixed
+    corner covers whatever runs there: legends hid curves (Fig. 4's math panel, the live
+    monitors). `tight_layout` makes room for it (a taller figure keeps the panels' size)."""
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        borderaxespad=_BELOW_XLABEL_PT / fontsize,  # in font sizes
+        # one row where up to three short labels fit under a panel, else two columns
+        ncol=len(labels) if len(labels) <= 3 and sum(map(len, labels)) <= _ONE_ROW_CHARS else 2,
+        fontsize=fontsize,
+        frameon=False,
+    )
+
+
+def _grow_for_legends_below(fig: plt.Figure) -> bool:
+    """Make the figure taller by each row of panels' tallest legend below its panels
+    (`_legend_below`), so `tight_layout` keeps the panels' height instead of squeezing them.
+    Returns whether it grew."""
+    renderer = fig.canvas.get_renderer()
+    tallest: dict[int, float] = {}
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        spec = ax.get_subplotspec()
+        if legend is None or spec is None:
+            continue
+        box, panel = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+        if box.y1 <= panel.y0:  # below its panel
+            row = spec.rowspan.start
+            tallest[row] = max(tallest.get(row, 0.0), box.height + _BELOW_XLABEL_PT / 72 * fig.dpi)
+    if tallest:
+        fig.set_figheight(fig.get_figheight() + sum(tallest.values()) / fig.dpi)
+    return bool(tallest)
+
+
+def _twin_legend(ax: plt.Axes, twin: plt.Axes, fontsize: float = 7) -> None:
+    """One legend for the lines of a panel and of its second y axis, below the panel."""
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, **kwargs)
+    _legend_below(ax, h1 + h2, l1 + l2, fontsize)
 
 
 def _panels(n: int, width: float = 5.0, height: float = 3.6) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -68,7 +118,7 @@ def trajectory(traj: pl.DataFrame, summary: dict, png: str, pdf: str) -> None:
             if s.get(key) is not None:
                 ax.axvline(s[key], color="black", linestyle=style, linewidth=1, label=f"{label} (step {s[key]})")
         ax.set_title(domain)
-        _twin_legend(ax, loss_ax, fontsize=7, loc="center right")
+        _twin_legend(ax, loss_ax, fontsize=7)
     fig.suptitle("Tiny MoE pretraining: training loss flattens before held-out accuracy rises")
     fig.tight_layout()
     save(fig, png, pdf)
@@ -95,7 +145,7 @@ def memorized_counts(groups: pl.DataFrame, accuracy: pl.DataFrame, steps: dict[s
         acc_ax.set_ylim(-0.02, 1.02)
         acc_ax.set_ylabel("benchmark accuracy (fraction)")
         ax.set_title(domain)
-        _twin_legend(ax, acc_ax, fontsize=7, loc="upper left")
+        _twin_legend(ax, acc_ax, fontsize=7)
     fig.suptitle("Memorization over checkpoints and benchmark accuracy (paper Fig. 1)")
     fig.tight_layout()
     save(fig, png, pdf)
@@ -156,7 +206,7 @@ def monitor_by_group(
         ax.set_ylabel(ylabel)
         ax.set_title(domain)
         if curves:
-            ax.legend(fontsize=6, loc="best")
+            _legend_below(ax, fontsize=6)
         else:
             ax.text(0.5, 0.5, "no memorization groups", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
@@ -291,7 +341,7 @@ def local_grokking(
         acc_ax.set_ylabel("test-group accuracy (fraction)")
         ax.axvspan(min(p["train_step"], p["test_step"]), max(p["train_step"], p["test_step"]), color="gray", alpha=0.15)
         ax.set_title(f"{p['task']}: delay {p['delay']} steps (similarity {p['similarity']:.2f})", fontsize=8)
-        _twin_legend(ax, acc_ax, fontsize=6, loc="center right")
+        _twin_legend(ax, acc_ax, fontsize=6)
     for ax in axes[len(pairs) :]:
         ax.axis("off")
     if not pairs:
@@ -439,7 +489,7 @@ def live_monitors(live: pl.DataFrame, traj: pl.DataFrame, png: str, pdf: str) ->
             acc.set_ylabel("accuracy (fraction correct)")
             if row == 0:
                 ax.set_title(f"{domain} ({d['n_samples'][0]} fixed training samples)")
-            _twin_legend(ax, acc, fontsize=7, loc="best")
+            _twin_legend(ax, acc, fontsize=7)
     fig.suptitle("Monitors measured during pretraining (grokpath.monitor), every few steps")
     fig.tight_layout()
     save(fig, png, pdf)
