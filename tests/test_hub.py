@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -405,6 +406,24 @@ def test_retries_give_up_with_a_hub_error(hub: HubServer, hf_home: Path, tmp_pat
     (res,) = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["error"] == "HubError"
     assert "retry 1/1" in proc.stderr
+
+
+def test_a_hub_host_that_does_not_resolve_fails_at_once(hf_home: Path, tmp_path: Path) -> None:
+    """No address for the hub's host (no such name, or no DNS at all, as offline) is not retried: the
+    retries of a connection error took ~30 s before the same error. The message says how to go on."""
+    calls = [download(BRANCHES[0], tmp_path / "ckpt", retries=3, backoff_s=5.0), ("list_branches", [REPO], {})]
+    endpoint = "http://grokpath-no-such-host.invalid"  # RFC 2606: never resolves
+    started = time.perf_counter()
+    proc = run_python(CLIENT, endpoint=endpoint, hf_home=hf_home, args=[json.dumps(calls)])
+    assert time.perf_counter() - started < 20  # one retry alone would sleep 5 s, three 35 s
+    download_error, branches_error = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "retry" not in proc.stderr
+    for res in (download_error, branches_error):
+        assert res["error"] == "HubError"
+        assert "the hub's host grokpath-no-such-host.invalid has no address here" in res["message"]
+    assert "HF_HUB_OFFLINE=1" in download_error["message"]
+    assert f"grokpath prefetch {REPO} {BRANCHES[0]}" in download_error["message"]
+    assert "list its branches where the hub is reachable" in branches_error["message"]
 
 
 def test_missing_revision_or_repo_is_not_retried(hub: HubServer, hf_home: Path, tmp_path: Path) -> None:

@@ -17,11 +17,13 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx2
 from huggingface_hub import HfApi, ResolvedRevision, constants, snapshot_download
@@ -437,6 +439,15 @@ def _hub_call(what: str, fn: Callable[[], T], repo: str, revision: str | None, r
 
 def _translate(err: Exception, what: str, repo: str, revision: str | None) -> HubError:
     hint = f"run `grokpath revisions {repo}` to list its branches"
+    if _unresolvable(err):
+        host = urlsplit(constants.ENDPOINT).hostname or constants.ENDPOINT
+        if revision is None:  # no cache holds a branch list
+            todo = "list its branches where the hub is reachable"
+        else:
+            todo = f"set HF_HUB_OFFLINE=1 to use the Hugging Face cache, or {_prefetch_hint(repo, revision)}"
+        return HubError(
+            f"{what} failed: the hub's host {host} has no address here (no network or DNS: {_brief(err)}); {todo}"
+        )
     for e in error_chain(err):
         if isinstance(e, RevisionNotFoundError):
             return HubError(f"revision {revision!r} not found in {repo}; {hint}")
@@ -456,9 +467,19 @@ def _translate(err: Exception, what: str, repo: str, revision: str | None) -> Hu
     return HubError(f"{what} failed: {_brief(err)}")
 
 
+def _unresolvable(err: BaseException) -> bool:
+    """Whether the resolver answered that the host has no address (EAI_NONAME: no such name, or no DNS at
+    all, as on a machine without network). Retrying cannot change that answer: without this, a download
+    with the hub out of reach spent ~30 s in retries before its error. A resolver that could not answer
+    (EAI_AGAIN) is transient and retried."""
+    return any(isinstance(e, socket.gaierror) and e.errno == socket.EAI_NONAME for e in error_chain(err))
+
+
 def _is_transient(err: BaseException) -> bool:
     """Connection errors, timeouts and HTTP 5xx/408/429, also when wrapped (snapshot_download re-raises them
-    as LocalEntryNotFoundError); never a missing repo, revision or file."""
+    as LocalEntryNotFoundError); never a missing repo, revision or file, nor a host name that does not resolve."""
+    if _unresolvable(err):
+        return False
     for e in error_chain(err):
         if isinstance(e, (RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError)):
             return False
