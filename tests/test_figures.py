@@ -1,6 +1,8 @@
 """Figure axes name the pathway distance's unit from the distance level: characters at "char",
 expert ids at "token"."""
 
+import itertools
+
 import polars as pl
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -160,3 +162,50 @@ def test_legends_sit_below_their_panels_clear_of_data_labels_and_other_panels(mo
             assert legend.y1 < label.y0  # under the x axis label
             others = [o.get_window_extent(renderer) for o in fig.axes if o.get_subplotspec() != ax.get_subplotspec()]
             assert not any(_overlap(legend, other) for other in others)
+
+
+def test_a_second_y_axis_label_stands_clear_of_the_next_panels_label(monkeypatch, tmp_path):
+    """With a second y axis, a panel's right-hand label faces the next panel's left-hand one:
+    at tight_layout's default padding they nearly touched and read as one line (Fig. 4, the
+    trajectory). The panels are set further apart in such figures."""
+    figs, save = [], figures.save
+    monkeypatch.setattr(figures, "save", lambda fig, png, pdf: (figs.append(fig), save(fig, png, pdf)))
+    steps = [0, 10, 20]
+    domains = ["code", "commonsense", "math"]
+    live = pl.DataFrame(
+        {
+            "model": "m",
+            "step": steps * 3,
+            "domain": [d for d in domains for _ in steps],
+            "n_samples": 8,
+            "pathway_distance": [13.0, 12.0, 11.0] * 3,
+            "pathway_consistency": [0.1, 0.5, 0.9] * 3,
+            "sample_loss": 1.0,
+        }
+    )
+    traj = live.select("model", "step", "domain").with_columns(
+        train_loss=pl.lit(1.0), train_accuracy=pl.lit(0.5), test_accuracy=pl.lit(0.2)
+    )
+    figures.live_monitors(live, traj, str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
+    (fig,) = figs
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    rows: dict[int, list] = {}
+    for ax in fig.axes:
+        rows.setdefault(ax.get_subplotspec().rowspan.start, []).append(ax)
+    pairs = 0
+    for axes in rows.values():
+        # per grid cell: the panel (y label on the left) and its twin (y label on the right)
+        cells: dict[int, dict[str, object]] = {}
+        for ax in axes:
+            side = ax.yaxis.get_label_position()
+            cells.setdefault(ax.get_subplotspec().colspan.start, {})[side] = ax
+        columns = sorted(cells)
+        for left, right in itertools.pairwise(columns):
+            twin, neighbour = cells[left]["right"], cells[right]["left"]
+            gap = neighbour.yaxis.label.get_window_extent(renderer).x0 - twin.yaxis.label.get_window_extent(renderer).x1
+            font_px = twin.yaxis.label.get_size() * fig.dpi / 72
+            assert gap > 2 * font_px, (left, right, gap, font_px)
+            pairs += 1
+    assert pairs >= 2

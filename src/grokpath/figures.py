@@ -26,9 +26,16 @@ MONITOR_UNITS = {  # the pathway distance's unit depends on the distance level (
 }
 
 
+# Between panels of a figure with second y axes, in font sizes (tight_layout's default: 1.08):
+# there a panel's right-hand y label faces the next panel's left-hand one, and at the default they
+# nearly touched and read as one line (Fig. 4, the pretraining trajectory).
+_TWIN_W_PAD = 3.0
+
+
 def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
-    if _grow_for_legends_below(fig):
-        fig.tight_layout()
+    grew, twins = _grow_for_legends_below(fig), _has_twin_axes(fig)
+    if grew or twins:
+        fig.tight_layout(w_pad=_TWIN_W_PAD if twins else None)
     for path in (png, pdf):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
@@ -81,6 +88,12 @@ def _grow_for_legends_below(fig: plt.Figure) -> bool:
     if tallest:
         fig.set_figheight(fig.get_figheight() + sum(tallest.values()) / fig.dpi)
     return bool(tallest)
+
+
+def _has_twin_axes(fig: plt.Figure) -> bool:
+    """Whether a panel has a second y axis (`twinx`: another Axes in the same grid cell)."""
+    specs = [spec for ax in fig.axes if (spec := ax.get_subplotspec()) is not None]
+    return len(specs) != len(set(specs))
 
 
 def _twin_legend(ax: plt.Axes, twin: plt.Axes, fontsize: float = 7) -> None:

@@ -402,6 +402,10 @@ def _storage_folder(repo: str, repo_type: str) -> Path:
 # -- errors and retries ---------------------------------------------------------------------------------
 
 
+# No cache holds a branch list, so prefetching cannot help a command that needs one.
+_BRANCH_LIST_HINT = "list its branches where the hub is reachable"
+
+
 def _prefetch_hint(repo: str, revision: str) -> str:
     return (
         f"run `snakemake prefetch` with the same --configfile (or `grokpath prefetch {repo} {revision}`) "
@@ -412,8 +416,8 @@ def _prefetch_hint(repo: str, revision: str) -> str:
 def _require_online(repo: str, repo_type: str, revision: str | None) -> None:
     """Raise OfflineMissingError (which says how to fill the cache) if HF_HUB_OFFLINE=1."""
     if constants.is_offline_mode():
-        if revision is None:  # no cache holds a branch list: prefetching does not help
-            what, hint = "its branch list needs the hub", "list its branches where the hub is reachable"
+        if revision is None:
+            what, hint = "its branch list needs the hub", _BRANCH_LIST_HINT
         else:
             what, hint = f"revision {revision!r} is not in the cache", _prefetch_hint(repo, revision)
         raise OfflineMissingError(
@@ -441,8 +445,8 @@ def _translate(err: Exception, what: str, repo: str, revision: str | None) -> Hu
     hint = f"run `grokpath revisions {repo}` to list its branches"
     if _unresolvable(err):
         host = urlsplit(constants.ENDPOINT).hostname or constants.ENDPOINT
-        if revision is None:  # no cache holds a branch list
-            todo = "list its branches where the hub is reachable"
+        if revision is None:
+            todo = _BRANCH_LIST_HINT
         else:
             todo = f"set HF_HUB_OFFLINE=1 to use the Hugging Face cache, or {_prefetch_hint(repo, revision)}"
         return HubError(
