@@ -110,6 +110,26 @@ def _overlap(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
+def _draw_live_monitors(tmp_path, domains: list[str], distances: list[float]) -> None:
+    """`figures.live_monitors` on three steps per domain, with these distances at each."""
+    steps = [0, 10, 20]
+    live = pl.DataFrame(
+        {
+            "model": "m",
+            "step": steps * len(domains),
+            "domain": [d for d in domains for _ in steps],
+            "n_samples": 8,
+            "pathway_distance": distances * len(domains),
+            "pathway_consistency": [0.1, 0.5, 0.9] * len(domains),
+            "sample_loss": 1.0,
+        }
+    )
+    traj = live.select("model", "step", "domain").with_columns(
+        train_loss=pl.lit(1.0), train_accuracy=pl.lit(0.5), test_accuracy=pl.lit(0.2)
+    )
+    figures.live_monitors(live, traj, str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
+
+
 def test_legends_sit_below_their_panels_clear_of_data_labels_and_other_panels(monkeypatch, tmp_path):
     """Panels with a second y axis (the live monitors, Fig. 4 with group loss) had their legends
     inside, where `loc="best"` does not see the second axis's lines: they covered curves. Legends
@@ -119,21 +139,7 @@ def test_legends_sit_below_their_panels_clear_of_data_labels_and_other_panels(mo
         figures, "save", lambda fig, png, pdf: (figs.append((fig, fig.get_figheight())), save(fig, png, pdf))
     )
     steps = [0, 10, 20]
-    live = pl.DataFrame(
-        {
-            "model": "m",
-            "step": steps * 2,
-            "domain": ["math"] * 3 + ["code"] * 3,
-            "n_samples": 8,
-            "pathway_distance": [3.0, 2.0, 1.0] * 2,
-            "pathway_consistency": [0.1, 0.5, 0.9] * 2,
-            "sample_loss": 1.0,
-        }
-    )
-    traj = live.select("model", "step", "domain").with_columns(
-        train_loss=pl.lit(1.0), train_accuracy=pl.lit(0.5), test_accuracy=pl.lit(0.2)
-    )
-    figures.live_monitors(live, traj, str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
+    _draw_live_monitors(tmp_path, ["math", "code"], [3.0, 2.0, 1.0])
     groups = pl.DataFrame(
         {
             "domain": "math",
@@ -170,23 +176,7 @@ def test_a_second_y_axis_label_stands_clear_of_the_next_panels_label(monkeypatch
     trajectory). The panels are set further apart in such figures."""
     figs, save = [], figures.save
     monkeypatch.setattr(figures, "save", lambda fig, png, pdf: (figs.append(fig), save(fig, png, pdf)))
-    steps = [0, 10, 20]
-    domains = ["code", "commonsense", "math"]
-    live = pl.DataFrame(
-        {
-            "model": "m",
-            "step": steps * 3,
-            "domain": [d for d in domains for _ in steps],
-            "n_samples": 8,
-            "pathway_distance": [13.0, 12.0, 11.0] * 3,
-            "pathway_consistency": [0.1, 0.5, 0.9] * 3,
-            "sample_loss": 1.0,
-        }
-    )
-    traj = live.select("model", "step", "domain").with_columns(
-        train_loss=pl.lit(1.0), train_accuracy=pl.lit(0.5), test_accuracy=pl.lit(0.2)
-    )
-    figures.live_monitors(live, traj, str(tmp_path / "a.png"), str(tmp_path / "a.pdf"))
+    _draw_live_monitors(tmp_path, ["code", "commonsense", "math"], [13.0, 12.0, 11.0])
     (fig,) = figs
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
