@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 import torch
 
+from grokpath import pretrain as pretrain_module
 from grokpath import tables
 from grokpath.pretrain import (
     ModelShape,
@@ -111,6 +112,42 @@ def test_pretraining_is_deterministic_and_saves_hf_checkpoints(tmp_path):
         assert (a / "data" / "math" / f"{split}.jsonl").read_text() == (
             b / "data" / "math" / f"{split}.jsonl"
         ).read_text()
+
+
+def test_the_series_does_not_depend_on_deterministic_modes_nan_fill(tmp_path, monkeypatch):
+    """Pretraining leaves out deterministic mode's NaN fill of fresh tensors (~5% of a step): the
+    weights must come out the same as with it, which holds while every kernel writes its output
+    whole (a kernel that read its uninitialized output would give NaN with the fill)."""
+    without = _train(tmp_path, "without")
+    monkeypatch.setattr(pretrain_module, "_FILL_UNINITIALIZED_MEMORY", True)
+    with_fill = _train(tmp_path, "with")
+    for step in ("step000003", "step000006"):
+        assert (with_fill / "ckpt" / step / "model.safetensors").read_bytes() == (
+            without / "ckpt" / step / "model.safetensors"
+        ).read_bytes()
+    assert tables.read(with_fill / "traj.parquet", tables.TRAJECTORY_SCHEMA).equals(
+        tables.read(without / "traj.parquet", tables.TRAJECTORY_SCHEMA)
+    )
+
+
+def test_pretraining_puts_the_callers_torch_settings_back(tmp_path):
+    """Threads and deterministic kernels are pretraining's own: a test, benchmark or notebook that
+    trains a series goes on with the settings it had."""
+    deterministic = torch.utils.deterministic
+    before = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        deterministic.fill_uninitialized_memory,
+    )
+    threads = PretrainConfig.from_dict(TINY).threads + 1  # other than the run's
+    torch.set_num_threads(threads)
+    try:
+        _train(tmp_path, "a")
+        assert torch.get_num_threads() == threads
+        assert torch.are_deterministic_algorithms_enabled() is before[1]
+        assert deterministic.fill_uninitialized_memory is before[2]
+    finally:
+        torch.set_num_threads(before[0])
 
 
 def test_checkpoint_reloads_with_auto_classes(tmp_path):

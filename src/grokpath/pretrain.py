@@ -1,9 +1,10 @@
 """Train the embedded default: a tiny OLMoE-architecture model on generated multi-domain data.
 
-The model is built from a transformers config (no hub access), trained from scratch on one
-thread (as fast as two on these machines, and far steadier), and saved in Hugging Face format at
-spaced steps. Held-out accuracy and training loss are measured along the way so that the run
-itself shows whether the series groks: training loss flat long before test accuracy rises.
+The model is built from a transformers config (no hub access), trained from scratch with
+deterministic kernels on the config's torch threads (2 in the default config: the thread count
+is part of the series), and saved in Hugging Face format at spaced steps. Held-out accuracy and
+training loss are measured along the way so that the run itself shows whether the series groks:
+training loss flat long before test accuracy rises.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,6 +310,35 @@ def _write_data(data: dict[str, synthetic.DomainData], out: Path) -> None:
         io.write_jsonl(d / "test.jsonl", [asdict(t) | {"choices": list(t.choices)} for t in dom.test])
 
 
+# Deterministic mode also fills every fresh tensor with NaN, to expose reads of uninitialized
+# memory: ~5% of a training step's CPU time. Every kernel of the training step writes its output
+# whole, so the series comes out bit-for-bit the same without the fills (tested, and compared
+# checkpoint by checkpoint by benchmarks/pretraining.py).
+_FILL_UNINITIALIZED_MEMORY = False
+
+
+@contextmanager
+def _torch_settings(threads: int) -> Iterator[None]:
+    """Pretraining's torch settings (its thread count, deterministic kernels), put back as they
+    were after the run: a test, a benchmark or a notebook goes on with its own."""
+    deterministic = torch.utils.deterministic
+    saved = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        deterministic.fill_uninitialized_memory,
+    )
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    deterministic.fill_uninitialized_memory = _FILL_UNINITIALIZED_MEMORY
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        deterministic.fill_uninitialized_memory = saved[3]
+
+
 def pretrain(
     cfg: PretrainConfig,
     model_name: str,
@@ -322,163 +354,162 @@ def pretrain(
     `monitor_samples` training texts per domain (grokpath.monitor, the workflow's own code). That
     the data holds what the config's domains take is checked with the config
     (`synthetic.split_sizes`)."""
-    torch.set_num_threads(cfg.threads)
-    torch.use_deterministic_algorithms(True)
-    data = generate_domains(cfg.data, cfg.seed)
-    for key in ("batch_size", "answer_weight", "loss_weight"):
-        if set(getattr(cfg, key)) != set(data):
-            raise ValueError(f"{key} must name every domain {sorted(data)}, got {sorted(getattr(cfg, key))}")
-    vocab_texts = [t for d in data.values() for t in d.train + d.validation]
-    vocab_texts += [f"{it.prompt} {' '.join(it.choices)}" for d in data.values() for it in d.test]
-    tokenizer = train_word_tokenizer(vocab_texts)
-    _write_data(data, data_dir)
-    model = build_model(cfg.model, tokenizer, cfg.seed)
-    log.info("model: %d parameters, vocab %d", sum(p.numel() for p in model.parameters()), len(tokenizer))
+    with _torch_settings(cfg.threads):
+        data = generate_domains(cfg.data, cfg.seed)
+        for key in ("batch_size", "answer_weight", "loss_weight"):
+            if set(getattr(cfg, key)) != set(data):
+                raise ValueError(f"{key} must name every domain {sorted(data)}, got {sorted(getattr(cfg, key))}")
+        vocab_texts = [t for d in data.values() for t in d.train + d.validation]
+        vocab_texts += [f"{it.prompt} {' '.join(it.choices)}" for d in data.values() for it in d.test]
+        tokenizer = train_word_tokenizer(vocab_texts)
+        _write_data(data, data_dir)
+        model = build_model(cfg.model, tokenizer, cfg.seed)
+        log.info("model: %d parameters, vocab %d", sum(p.numel() for p in model.parameters()), len(tokenizer))
 
-    eos = tokenizer.eos_token_id
-    encoded = {name: [tokenizer(t)["input_ids"] + [eos] for t in dom.train] for name, dom in data.items()}
-    rng = np.random.default_rng([cfg.seed, 99])
-    eval_rng = np.random.default_rng([cfg.seed, 98])
-    eval_items = {
-        n: [
-            d.train_items[i]
-            for i in np.sort(eval_rng.choice(len(d.train_items), min(400, len(d.train_items)), replace=False))
-        ]
-        for n, d in data.items()
-    }
-    eval_train = {n: _EvalSet.answered(tokenizer, items) for n, items in eval_items.items()}
-    eval_test = {n: _EvalSet.prompts(tokenizer, d.test) for n, d in data.items()}
-    order = {n: rng.permutation(len(rows)) for n, rows in encoded.items()}
-    cursor = dict.fromkeys(encoded, 0)
+        eos = tokenizer.eos_token_id
+        encoded = {name: [tokenizer(t)["input_ids"] + [eos] for t in dom.train] for name, dom in data.items()}
+        rng = np.random.default_rng([cfg.seed, 99])
+        eval_rng = np.random.default_rng([cfg.seed, 98])
+        eval_items = {
+            n: [
+                d.train_items[i]
+                for i in np.sort(eval_rng.choice(len(d.train_items), min(400, len(d.train_items)), replace=False))
+            ]
+            for n, d in data.items()
+        }
+        eval_train = {n: _EvalSet.answered(tokenizer, items) for n, items in eval_items.items()}
+        eval_test = {n: _EvalSet.prompts(tokenizer, d.test) for n, d in data.items()}
+        order = {n: rng.permutation(len(rows)) for n, rows in encoded.items()}
+        cursor = dict.fromkeys(encoded, 0)
 
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay, cfg.decay_output), lr=cfg.lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps))
-    records: list[dict] = []
-    ema: dict[str, torch.Tensor] = {}
-    hooks = _monitor_hooks(cfg, model, tokenizer, data) if live_path is not None else {}
-    live: list[dict] = []
-    # seconds spent outside the training steps, in the trajectory's metadata (benchmarks/pretraining.py)
-    outside = {"evaluation": 0.0, "save": 0.0}
+        opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay, cfg.decay_output), lr=cfg.lr, betas=(0.9, 0.98))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup_steps))
+        records: list[dict] = []
+        ema: dict[str, torch.Tensor] = {}
+        hooks = _monitor_hooks(cfg, model, tokenizer, data) if live_path is not None else {}
+        live: list[dict] = []
+        # seconds spent outside the training steps, in the trajectory's metadata (benchmarks/pretraining.py)
+        outside = {"evaluation": 0.0, "save": 0.0}
 
-    def watch(step: int) -> None:
-        # inference only, no random numbers drawn: training is bit-for-bit the same without it
-        for name, hook in hooks.items():
-            m = hook.step(step)
-            if m is not None:
-                live.append(
-                    {
-                        "model": model_name,
-                        "step": step,
-                        "domain": name,
-                        "n_samples": m.n_samples,
-                        "pathway_distance": m.distance,
-                        "pathway_consistency": m.consistency,
-                        "sample_loss": m.loss,
-                    }
-                )
+        def watch(step: int) -> None:
+            # inference only, no random numbers drawn: training is bit-for-bit the same without it
+            for name, hook in hooks.items():
+                m = hook.step(step)
+                if m is not None:
+                    live.append(
+                        {
+                            "model": model_name,
+                            "step": step,
+                            "domain": name,
+                            "n_samples": m.n_samples,
+                            "pathway_distance": m.distance,
+                            "pathway_consistency": m.consistency,
+                            "sample_loss": m.loss,
+                        }
+                    )
 
-    def evaluate(step: int) -> None:
-        began = time.perf_counter()
-        model.eval()
-        with torch.inference_mode():
-            for name in data:
-                train, test = eval_train[name], eval_test[name]
-                logits = model(input_ids=train.ids, attention_mask=train.mask, use_cache=False).logits
-                test_logits = model(input_ids=test.ids, attention_mask=test.mask, use_cache=False).logits
-                records.append(
-                    {
-                        "model": model_name,
-                        "step": step,
-                        "domain": name,
-                        "train_loss": float(_sequence_nll(logits, train.ids, train.mask).mean()),
-                        "train_accuracy": train.accuracy(logits),
-                        "test_accuracy": test.accuracy(test_logits),
-                    }
-                )
+        def evaluate(step: int) -> None:
+            began = time.perf_counter()
+            model.eval()
+            with torch.inference_mode():
+                for name in data:
+                    train, test = eval_train[name], eval_test[name]
+                    logits = model(input_ids=train.ids, attention_mask=train.mask, use_cache=False).logits
+                    test_logits = model(input_ids=test.ids, attention_mask=test.mask, use_cache=False).logits
+                    records.append(
+                        {
+                            "model": model_name,
+                            "step": step,
+                            "domain": name,
+                            "train_loss": float(_sequence_nll(logits, train.ids, train.mask).mean()),
+                            "train_accuracy": train.accuracy(logits),
+                            "test_accuracy": test.accuracy(test_logits),
+                        }
+                    )
+            model.train()
+            outside["evaluation"] += time.perf_counter() - began
+
+        def save(step: int) -> None:
+            # Written beside its place, then renamed into it: a step folder that exists is complete,
+            # also for a caller outside Snakemake whose run was killed mid-save.
+            began = time.perf_counter()
+            target, partial = ckpt_dir / f"step{step:06d}", ckpt_dir / f".step{step:06d}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            model.save_pretrained(partial)
+            tokenizer.save_pretrained(partial)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(partial, target)
+            outside["save"] += time.perf_counter() - began
+
+        start = time.perf_counter()
+        evaluate(0)
+        watch(0)
+        save(0)
         model.train()
-        outside["evaluation"] += time.perf_counter() - began
-
-    def save(step: int) -> None:
-        # Written beside its place, then renamed into it: a step folder that exists is complete,
-        # also for a caller outside Snakemake whose run was killed mid-save.
-        began = time.perf_counter()
-        target, partial = ckpt_dir / f"step{step:06d}", ckpt_dir / f".step{step:06d}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)
-        outside["save"] += time.perf_counter() - began
-
-    start = time.perf_counter()
-    evaluate(0)
-    watch(0)
-    save(0)
-    model.train()
-    for step in tqdm(range(1, cfg.max_steps + 1), desc=f"pretrain {model_name}", unit="step", mininterval=5):
-        opt.zero_grad(set_to_none=True)
-        total = torch.zeros(())
-        for name, rows in encoded.items():
-            bs = cfg.batch_size[name]
-            if cursor[name] + bs > len(rows):
-                order[name] = rng.permutation(len(rows))
-                cursor[name] = 0
-            idx = order[name][cursor[name] : cursor[name] + bs]
-            cursor[name] += bs
-            ids, mask = pad_batch([rows[i] for i in idx], tokenizer.pad_token_id)
-            total = total + cfg.loss_weight[name] * _lm_loss(model, ids, mask, cfg.answer_weight[name]).mean()
-        if cfg.late_weight_decay is not None and step == max(cfg.late_from_step, 1):  # 0: from the first step
-            opt.param_groups[0]["weight_decay"] = cfg.late_weight_decay
-        total.backward()
-        if cfg.grokfast_lambda > 0:
-            amplify_slow_gradients(model, ema, cfg.grokfast_alpha, cfg.grokfast_lambda)
-        opt.step()
-        sched.step()
-        if step % cfg.eval_every == 0 or step % cfg.save_every == 0:
-            evaluate(step)
-            latest = records[-len(data) :]
-            accuracy = {r["domain"]: (round(r["train_accuracy"], 3), round(r["test_accuracy"], 3)) for r in latest}
-            log.info("step %d train/test accuracy %s", step, accuracy)
-        watch(step)
-        if step % cfg.save_every == 0:
-            save(step)
-    elapsed = time.perf_counter() - start
-    log.info(
-        "trained %d steps in %.1f s (evaluations %.1f s, checkpoint saves %.1f s)",
-        cfg.max_steps,
-        elapsed,
-        outside["evaluation"],
-        outside["save"],
-    )
-    if live_path is not None:
-        spent = sum(h.seconds for h in hooks.values())
+        for step in tqdm(range(1, cfg.max_steps + 1), desc=f"pretrain {model_name}", unit="step", mininterval=5):
+            opt.zero_grad(set_to_none=True)
+            total = torch.zeros(())
+            for name, rows in encoded.items():
+                bs = cfg.batch_size[name]
+                if cursor[name] + bs > len(rows):
+                    order[name] = rng.permutation(len(rows))
+                    cursor[name] = 0
+                idx = order[name][cursor[name] : cursor[name] + bs]
+                cursor[name] += bs
+                ids, mask = pad_batch([rows[i] for i in idx], tokenizer.pad_token_id)
+                total = total + cfg.loss_weight[name] * _lm_loss(model, ids, mask, cfg.answer_weight[name]).mean()
+            if cfg.late_weight_decay is not None and step == max(cfg.late_from_step, 1):  # 0: from the first step
+                opt.param_groups[0]["weight_decay"] = cfg.late_weight_decay
+            total.backward()
+            if cfg.grokfast_lambda > 0:
+                amplify_slow_gradients(model, ema, cfg.grokfast_alpha, cfg.grokfast_lambda)
+            opt.step()
+            sched.step()
+            if step % cfg.eval_every == 0 or step % cfg.save_every == 0:
+                evaluate(step)
+                latest = records[-len(data) :]
+                accuracy = {r["domain"]: (round(r["train_accuracy"], 3), round(r["test_accuracy"], 3)) for r in latest}
+                log.info("step %d train/test accuracy %s", step, accuracy)
+            watch(step)
+            if step % cfg.save_every == 0:
+                save(step)
+        elapsed = time.perf_counter() - start
         log.info(
-            "live monitors: %.1f s of %.1f s (%.2f%% overhead on the rest of the run)",
-            spent,
+            "trained %d steps in %.1f s (evaluations %.1f s, checkpoint saves %.1f s)",
+            cfg.max_steps,
             elapsed,
-            100 * spent / max(elapsed - spent, 1e-9),
+            outside["evaluation"],
+            outside["save"],
         )
-        tables.write(
-            tables.frame(live, tables.LIVE_MONITORS_SCHEMA),
-            live_path,
-            tables.LIVE_MONITORS_SCHEMA,
-            seed=cfg.seed,
-            tau=cfg.monitor_tau,
-            every=cfg.monitor_every,
-            monitor_seconds=spent,
-            run_seconds=elapsed,
-        )
+        if live_path is not None:
+            spent = sum(h.seconds for h in hooks.values())
+            log.info(
+                "live monitors: %.1f s of %.1f s (%.2f%% overhead on the rest of the run)",
+                spent,
+                elapsed,
+                100 * spent / max(elapsed - spent, 1e-9),
+            )
+            tables.write(
+                tables.frame(live, tables.LIVE_MONITORS_SCHEMA),
+                live_path,
+                tables.LIVE_MONITORS_SCHEMA,
+                seed=cfg.seed,
+                tau=cfg.monitor_tau,
+                every=cfg.monitor_every,
+                monitor_seconds=spent,
+                run_seconds=elapsed,
+            )
 
-    trajectory = tables.frame(records, tables.TRAJECTORY_SCHEMA)
-    tables.write(
-        trajectory,
-        trajectory_path,
-        tables.TRAJECTORY_SCHEMA,
-        seed=cfg.seed,
-        run_seconds=elapsed,
-        evaluation_seconds=outside["evaluation"],
-        save_seconds=outside["save"],
-    )
-    summary = summarize_grokking(trajectory, cfg.converged_tolerance, cfg.accuracy_threshold)
-    io.write_json(summary_path, summary)
-    return summary
+        trajectory = tables.frame(records, tables.TRAJECTORY_SCHEMA)
+        tables.write(
+            trajectory,
+            trajectory_path,
+            tables.TRAJECTORY_SCHEMA,
+            seed=cfg.seed,
+            run_seconds=elapsed,
+            evaluation_seconds=outside["evaluation"],
+            save_seconds=outside["save"],
+        )
+        summary = summarize_grokking(trajectory, cfg.converged_tolerance, cfg.accuracy_threshold)
+        io.write_json(summary_path, summary)
+        return summary
