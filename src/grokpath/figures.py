@@ -32,10 +32,12 @@ MONITOR_UNITS = {  # the pathway distance's unit depends on the distance level (
 _TWIN_W_PAD = 3.0
 
 
-def save(fig: plt.Figure, png: str | Path, pdf: str | Path) -> None:
-    grew, twins = _grow_for_legends_below(fig), _has_twin_axes(fig)
-    if grew or twins:
-        fig.tight_layout(w_pad=_TWIN_W_PAD if twins else None)
+def save(fig: plt.Figure, png: str | Path, pdf: str | Path, layout: bool = True) -> None:
+    """Lay the panels out (once, here: a legend below the panels first makes the figure taller)
+    and write both files; `layout=False` for a figure that places its one artist itself."""
+    if layout:
+        _grow_for_legends_below(fig)
+        fig.tight_layout(w_pad=_TWIN_W_PAD if _has_twin_axes(fig) else None)
     for path in (png, pdf):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
@@ -70,10 +72,9 @@ def _legend_below(ax: plt.Axes, handles: list | None = None, labels: list | None
     )
 
 
-def _grow_for_legends_below(fig: plt.Figure) -> bool:
+def _grow_for_legends_below(fig: plt.Figure) -> None:
     """Make the figure taller by each row of panels' tallest legend below its panels
-    (`_legend_below`), so `tight_layout` keeps the panels' height instead of squeezing them.
-    Returns whether it grew."""
+    (`_legend_below`), so `tight_layout` keeps the panels' height instead of squeezing them."""
     renderer = fig.canvas.get_renderer()
     tallest: dict[int, float] = {}
     for ax in fig.axes:
@@ -87,7 +88,6 @@ def _grow_for_legends_below(fig: plt.Figure) -> bool:
             tallest[row] = max(tallest.get(row, 0.0), box.height + _BELOW_XLABEL_PT / 72 * fig.dpi)
     if tallest:
         fig.set_figheight(fig.get_figheight() + sum(tallest.values()) / fig.dpi)
-    return bool(tallest)
 
 
 def _has_twin_axes(fig: plt.Figure) -> bool:
@@ -133,7 +133,6 @@ def trajectory(traj: pl.DataFrame, summary: dict, png: str, pdf: str) -> None:
         ax.set_title(domain)
         _twin_legend(ax, loss_ax, fontsize=7)
     fig.suptitle("Tiny MoE pretraining: training loss flattens before held-out accuracy rises")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -160,7 +159,6 @@ def memorized_counts(groups: pl.DataFrame, accuracy: pl.DataFrame, steps: dict[s
         ax.set_title(domain)
         _twin_legend(ax, acc_ax, fontsize=7)
     fig.suptitle("Memorization over checkpoints and benchmark accuracy (paper Fig. 1)")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -223,7 +221,6 @@ def monitor_by_group(
         else:
             ax.text(0.5, 0.5, "no memorization groups", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -243,7 +240,6 @@ def layerwise_distance(distance: pl.DataFrame, png: str, pdf: str) -> None:
         ax.set_ylabel(f"mean edit distance ({_table_unit(d)})")
         ax.legend(fontsize=7)
     fig.suptitle("Layer-wise pathway distance, all samples (paper Fig. 5)")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -274,7 +270,6 @@ def accuracy_vs_monitors(
             ax.set_xlabel(f"{name.replace('_', ' ')} ({units.get(name, 'unitless')})")
             ax.set_ylabel("accuracy (fraction)")
     fig.suptitle("Benchmark accuracy vs each monitor, all checkpoints (colour: step) (paper Fig. 7)")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -305,7 +300,7 @@ def correlation_table(corr: pl.DataFrame, png: str, pdf: str) -> None:
     table.set_fontsize(8)
     table.scale(1, 1.25)
     ax.set_title("Accuracy vs monitors over the rise window (paper Table 1)")
-    save(fig, png, pdf)
+    save(fig, png, pdf, layout=False)
 
 
 def local_grokking(
@@ -363,7 +358,6 @@ def local_grokking(
         f"Local grokking: memorization-group loss vs matched test-group accuracy, {len(pairs)} of {matches.height} "
         "pairs with the most members (paper Fig. 2)"
     )
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -381,7 +375,6 @@ def tau_ablation(ablation: pl.DataFrame, png: str, pdf: str) -> None:
         ax.set_title(domain)
         ax.legend(fontsize=7)
     fig.suptitle("Pathway distance at each threshold tau, all samples (paper Fig. 9)")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -419,7 +412,6 @@ def memorization_ablation(ablation: pl.DataFrame, parameter: str, png: str, pdf:
     fig.suptitle(
         f"Pathway distance of the samples memorized before the last checkpoint, by {parameter} (paper Fig. {figure})"
     )
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -449,7 +441,6 @@ def cross_domain(cross: pl.DataFrame, within: pl.DataFrame, png: str, pdf: str) 
         ax.set_title(f"{a} x {b}")
         ax.legend(fontsize=7)
     fig.suptitle("Cross-domain control: distance between domains vs within each (paper Fig. 12)")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -473,7 +464,6 @@ def distance_vs_entropy(table: pl.DataFrame, png: str, pdf: str) -> None:
         ax.set_xlabel("routing entropy, mean over MoE layers (nats)")
         ax.set_ylabel(f"mean distance to other samples ({_table_unit(d)})")
     fig.suptitle("Pathway distance vs routing entropy per sample (paper Fig. 13)")
-    fig.tight_layout()
     save(fig, png, pdf)
 
 
@@ -504,5 +494,4 @@ def live_monitors(live: pl.DataFrame, traj: pl.DataFrame, png: str, pdf: str) ->
                 ax.set_title(f"{domain} ({d['n_samples'][0]} fixed training samples)")
             _twin_legend(ax, acc, fontsize=7)
     fig.suptitle("Monitors measured during pretraining (grokpath.monitor), every few steps")
-    fig.tight_layout()
     save(fig, png, pdf)
