@@ -34,13 +34,18 @@ _TWIN_W_PAD = 3.0
 
 def save(fig: plt.Figure, png: str | Path, pdf: str | Path, layout: bool = True) -> None:
     """Lay the panels out (once, here: a legend below the panels first makes the figure taller)
-    and write both files; `layout=False` for a figure that places its one artist itself."""
+    and write both files, one draw each; `layout=False` for a figure that places its one artist
+    itself, which is cropped to what it drew instead."""
     if layout:
         _grow_for_legends_below(fig)
         fig.tight_layout(w_pad=_TWIN_W_PAD if _has_twin_axes(fig) else None)
+        # tight_layout leaves a placeholder layout engine behind, and with any engine (or
+        # bbox_inches="tight") savefig draws the whole figure once more before each file: a third
+        # of a many-panel figure's saving time. Laid out, the figure already fits its canvas.
+        fig.set_layout_engine(None)
     for path in (png, pdf):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=Path(path).suffix[1:], dpi=150, bbox_inches=None if layout else "tight")
     plt.close(fig)
 
 
