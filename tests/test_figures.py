@@ -14,7 +14,7 @@ from grokpath import figures, stages, tables
 def saved(monkeypatch):
     """The figures the plotting functions save, instead of files."""
     figs = []
-    monkeypatch.setattr(figures, "save", lambda fig, png, pdf: figs.append(fig))
+    monkeypatch.setattr(figures, "save", lambda fig, png, pdf, **_: figs.append(fig))
     return figs
 
 
@@ -110,6 +110,17 @@ def _overlap(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
+def _record_saves(monkeypatch, record) -> None:
+    """`figures.save` still writes its files, after `record(fig)` (save closes the figure)."""
+    save = figures.save
+
+    def recording(fig, png, pdf, **kwargs) -> None:
+        record(fig)
+        save(fig, png, pdf, **kwargs)
+
+    monkeypatch.setattr(figures, "save", recording)
+
+
 def _draw_live_monitors(tmp_path, domains: list[str], distances: list[float]) -> None:
     """`figures.live_monitors` on three steps per domain, with these distances at each."""
     steps = [0, 10, 20]
@@ -134,10 +145,8 @@ def test_legends_sit_below_their_panels_clear_of_data_labels_and_other_panels(mo
     """Panels with a second y axis (the live monitors, Fig. 4 with group loss) had their legends
     inside, where `loc="best"` does not see the second axis's lines: they covered curves. Legends
     now sit under the x axis label, and the figure grows so the next row of panels is clear."""
-    figs, save = [], figures.save
-    monkeypatch.setattr(
-        figures, "save", lambda fig, png, pdf: (figs.append((fig, fig.get_figheight())), save(fig, png, pdf))
-    )
+    figs = []
+    _record_saves(monkeypatch, lambda fig: figs.append((fig, fig.get_figheight())))
     steps = [0, 10, 20]
     _draw_live_monitors(tmp_path, ["math", "code"], [3.0, 2.0, 1.0])
     groups = pl.DataFrame(
@@ -174,8 +183,8 @@ def test_a_second_y_axis_label_stands_clear_of_the_next_panels_label(monkeypatch
     """With a second y axis, a panel's right-hand label faces the next panel's left-hand one:
     at tight_layout's default padding they nearly touched and read as one line (Fig. 4, the
     trajectory). The panels are set further apart in such figures."""
-    figs, save = [], figures.save
-    monkeypatch.setattr(figures, "save", lambda fig, png, pdf: (figs.append(fig), save(fig, png, pdf)))
+    figs = []
+    _record_saves(monkeypatch, figs.append)
     _draw_live_monitors(tmp_path, ["code", "commonsense", "math"], [13.0, 12.0, 11.0])
     (fig,) = figs
     canvas = FigureCanvasAgg(fig)
@@ -210,8 +219,8 @@ def test_each_file_takes_one_draw_and_holds_the_whole_figure(monkeypatch, tmp_pa
 
     draws, draw = [], Figure.draw
     monkeypatch.setattr(Figure, "draw", lambda fig, renderer: (draws.append(fig), draw(fig, renderer))[1])
-    figs, save = [], figures.save
-    monkeypatch.setattr(figures, "save", lambda fig, png, pdf: (figs.append(fig), save(fig, png, pdf)))
+    figs = []
+    _record_saves(monkeypatch, figs.append)
     _draw_live_monitors(tmp_path, ["code", "math"], [3.0, 2.0, 1.0])
     (fig,) = figs
     assert len(draws) == 2  # the PNG and the PDF
